@@ -1,0 +1,404 @@
+"""The claim engine: every checkable statement is a :class:`Claim`.
+
+A claim has a stable id, provenance, kind, named hypotheses evaluated per instance, a function that
+lists the instances of a profile, and an evaluation that returns :class:`Evidence`: comparisons
+``observed <= bound + allowance`` (identities are comparisons of a residual against a rounding
+tolerance), exponent fits of scaling laws, hypotheses that turned out to fail during evaluation, and
+reported metrics. The engine alone turns evidence into verdicts, so every claim of every family is
+judged by the same rules:
+
+* ``violated`` if any comparison or fit of any instance fails under the hypotheses;
+* ``vacuous`` if every instance failed a hypothesis (the failing names are reported);
+* ``holds`` otherwise, with the margin and the tightness (observed / bound) of the tightest check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+class Kind(enum.StrEnum):
+    """What sort of statement a claim is."""
+
+    IDENTITY = "identity"
+    INEQUALITY = "inequality"
+    SCALING = "scaling law"
+    STATISTICAL = "statistical"
+
+
+class Verdict(enum.StrEnum):
+    """The outcome of a claim."""
+
+    HOLDS = "holds"
+    VIOLATED = "violated"
+    VACUOUS = "vacuous"
+    ERROR = "error"
+
+
+@dataclasses.dataclass(frozen=True)
+class Hypothesis:
+    """A named hypothesis, checked on an instance before evaluation.
+
+    Attributes
+    ----------
+    name : str
+        Short stable name (``"lam_positive"``).
+    description : str
+        What it says, in the theory's words.
+    check : callable
+        ``check(instance) -> bool``.
+    """
+
+    name: str
+    description: str
+    check: Callable[[Any], bool]
+
+
+@dataclasses.dataclass
+class Comparison:
+    """One check ``observed <= bound + allowance``.
+
+    For an identity ``observed`` is a residual norm and ``bound`` the rounding tolerance of its
+    class (``allowance = 0``); for an inequality ``observed`` is the left side, ``bound`` the right
+    side and ``allowance`` the float64 rounding allowance.
+    """
+
+    label: str
+    observed: float
+    bound: float
+    allowance: float = 0.0
+    witness: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        self.observed = float(self.observed)
+        self.bound = float(self.bound)
+        self.allowance = float(self.allowance)
+
+    @property
+    def holds(self) -> bool:
+        """Whether the check passes; a NaN anywhere fails it."""
+        return bool(self.observed <= self.bound + self.allowance)
+
+    @property
+    def margin(self) -> float:
+        """``bound + allowance - observed`` (negative when violated)."""
+        return self.bound + self.allowance - self.observed
+
+    @property
+    def tightness(self) -> float:
+        """``observed / bound`` (1 means the bound is attained)."""
+        if self.bound > 0:
+            return self.observed / self.bound
+        return 0.0 if self.observed <= 0 else math.inf
+
+
+@dataclasses.dataclass
+class ExponentFit:
+    """A fitted scaling exponent with its 95% confidence interval.
+
+    The fit holds when the interval meets ``window`` (the theoretical exponent, widened by the
+    finite-size allowance the claim states; a point window means the exponent itself must lie in
+    the interval), the interval is no wider than ``max_ci_width`` and ``r_squared`` reaches
+    ``min_r_squared``.
+    """
+
+    label: str
+    exponent: float
+    ci_low: float
+    ci_high: float
+    r_squared: float
+    window: tuple[float, float]
+    max_ci_width: float = math.inf
+    min_r_squared: float = 0.0
+    points: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def holds(self) -> bool:
+        lo, hi = self.window
+        meets = self.ci_high >= lo and self.ci_low <= hi
+        return bool(meets and (self.ci_high - self.ci_low) <= self.max_ci_width
+                    and self.r_squared >= self.min_r_squared)
+
+    @property
+    def failure(self) -> str:
+        if self.holds:
+            return ""
+        if not (self.ci_high >= self.window[0] and self.ci_low <= self.window[1]):
+            return f"CI [{self.ci_low:.3g}, {self.ci_high:.3g}] misses window {self.window}"
+        if self.ci_high - self.ci_low > self.max_ci_width:
+            return f"CI width {self.ci_high - self.ci_low:.3g} > {self.max_ci_width:.3g}"
+        return f"R^2 {self.r_squared:.3f} < {self.min_r_squared}"
+
+
+@dataclasses.dataclass
+class Evidence:
+    """What an evaluation found on one instance."""
+
+    comparisons: list[Comparison] = dataclasses.field(default_factory=list)
+    fits: list[ExponentFit] = dataclasses.field(default_factory=list)
+    failed_hypotheses: list[str] = dataclasses.field(default_factory=list)
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def compare(self, label: str, observed, bound, allowance=0.0, **witness) -> Comparison:
+        """Append a comparison and return it."""
+        c = Comparison(label, observed, bound, allowance, witness)
+        self.comparisons.append(c)
+        return c
+
+    def extend(self, other: Evidence) -> Evidence:
+        """Merge another evidence object into this one."""
+        self.comparisons += other.comparisons
+        self.fits += other.fits
+        self.failed_hypotheses += other.failed_hypotheses
+        self.metrics.update(other.metrics)
+        return self
+
+
+@dataclasses.dataclass
+class InstanceResult:
+    """The verdict on one instance."""
+
+    instance: Any
+    verdict: Verdict
+    evidence: Evidence
+    failed_hypotheses: list[str]
+    hypotheses: dict[str, bool]
+    seconds: float
+    error: str = ""
+
+    def worst(self) -> Comparison | ExponentFit | None:
+        """The failing check, or the tightest one if all pass."""
+        failing = [c for c in self.evidence.comparisons if not c.holds]
+        failing += [f for f in self.evidence.fits if not f.holds]
+        if failing:
+            return failing[0]
+        if self.evidence.comparisons:
+            return max(self.evidence.comparisons, key=lambda c: c.tightness)
+        return self.evidence.fits[0] if self.evidence.fits else None
+
+
+@dataclasses.dataclass
+class ClaimResult:
+    """The verdict on a claim across the instances of a profile."""
+
+    claim: Claim
+    profile: str
+    seed: int
+    verdict: Verdict
+    instances: list[InstanceResult]
+    seconds: float
+
+    def tightest(self) -> Comparison | None:
+        comps = [c for r in self.instances for c in r.evidence.comparisons]
+        return max(comps, key=lambda c: c.tightness) if comps else None
+
+    @property
+    def margin(self) -> float | None:
+        c = self._decisive()
+        return c.margin if isinstance(c, Comparison) else None
+
+    @property
+    def tightness(self) -> float | None:
+        c = self._decisive()
+        return c.tightness if isinstance(c, Comparison) else None
+
+    def _decisive(self):
+        for r in self.instances:
+            if r.verdict is Verdict.VIOLATED:
+                return r.worst()
+        return self.tightest()
+
+    @property
+    def fits(self) -> list[ExponentFit]:
+        return [f for r in self.instances for f in r.evidence.fits]
+
+    @property
+    def failed_hypotheses(self) -> list[str]:
+        names: list[str] = []
+        for r in self.instances:
+            names += [n for n in r.failed_hypotheses if n not in names]
+        return names
+
+    def witness(self) -> InstanceResult | None:
+        """The first violated (or errored) instance."""
+        for r in self.instances:
+            if r.verdict in (Verdict.VIOLATED, Verdict.ERROR):
+                return r
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A checkable statement.
+
+    Attributes
+    ----------
+    id : str
+        Stable id, ``family.snake_case_name``.
+    family : str
+        ``dln``, ``dip`` or ``jpo``.
+    provenance : str
+        Where the statement comes from (``[derived]``, ``[seed 000]``, ...).
+    kind : Kind
+        Identity, inequality, scaling law or statistical.
+    statement : str
+        The statement in one line.
+    hypotheses : tuple of Hypothesis
+        Checked on each instance; a failing one makes that instance vacuous.
+    instances : callable
+        ``instances(profile, seed) -> list`` of instance specs (frozen dataclasses with a
+        reproducible repr).
+    evaluate : callable
+        ``evaluate(instance) -> Evidence``.
+    informational : bool
+        Profile claims built on [seed]/[unverified] constants: reported, never failing a run.
+    reference : str
+        Where the proof or the discussion lives (``docs/theory/...``).
+    """
+
+    id: str
+    family: str
+    provenance: str
+    kind: Kind
+    statement: str
+    hypotheses: tuple[Hypothesis, ...]
+    instances: Callable[[str, int], Sequence[Any]]
+    evaluate: Callable[[Any], Evidence]
+    informational: bool = False
+    reference: str = ""
+
+    def check(self, instance) -> InstanceResult:
+        """Check the hypotheses on ``instance`` and, if they hold, evaluate the claim."""
+        t0 = time.perf_counter()
+        hyps = {h.name: bool(h.check(instance)) for h in self.hypotheses}
+        failed = [k for k, ok in hyps.items() if not ok]
+        if failed:
+            return InstanceResult(instance, Verdict.VACUOUS, Evidence(), failed, hyps,
+                                  time.perf_counter() - t0)
+        try:
+            ev = self.evaluate(instance)
+        except Exception as exc:
+            return InstanceResult(instance, Verdict.ERROR, Evidence(), [], hyps,
+                                  time.perf_counter() - t0,
+                                  error="".join(traceback.format_exception_only(exc)).strip())
+        for name in ev.failed_hypotheses:
+            hyps[name] = False
+        if ev.failed_hypotheses:
+            verdict = Verdict.VACUOUS
+        elif all(c.holds for c in ev.comparisons) and all(f.holds for f in ev.fits):
+            verdict = Verdict.HOLDS if (ev.comparisons or ev.fits) else Verdict.ERROR
+        else:
+            verdict = Verdict.VIOLATED
+        err = "" if verdict is not Verdict.ERROR else "evaluation produced no checks"
+        return InstanceResult(instance, verdict, ev, list(ev.failed_hypotheses), hyps,
+                              time.perf_counter() - t0, error=err)
+
+    def run(self, profile: str = "quick", seed: int = 0,
+            on_instance: Callable[[int, int], None] | None = None) -> ClaimResult:
+        """Evaluate every instance of ``profile`` and aggregate the verdict."""
+        t0 = time.perf_counter()
+        specs = list(self.instances(profile, seed))
+        results = []
+        for i, spec in enumerate(specs):
+            results.append(self.check(spec))
+            if on_instance is not None:
+                on_instance(i + 1, len(specs))
+        verdicts = {r.verdict for r in results}
+        if Verdict.ERROR in verdicts:
+            verdict = Verdict.ERROR
+        elif Verdict.VIOLATED in verdicts:
+            verdict = Verdict.VIOLATED
+        elif verdicts <= {Verdict.VACUOUS}:
+            verdict = Verdict.VACUOUS
+        else:
+            verdict = Verdict.HOLDS
+        return ClaimResult(self, profile, seed, verdict, results, time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------------------------
+# the registry
+
+REGISTRY: dict[str, Claim] = {}
+PROFILES = ("quick", "paper")
+
+
+def register(claim: Claim) -> Claim:
+    """Add ``claim`` to the registry; ids are unique."""
+    if claim.id in REGISTRY:
+        raise ValueError(f"claim id {claim.id!r} registered twice")
+    if not claim.id.startswith(claim.family + "."):
+        raise ValueError(f"claim id {claim.id!r} must start with its family {claim.family!r}")
+    REGISTRY[claim.id] = claim
+    return claim
+
+
+def load_all() -> dict[str, Claim]:
+    """Import every claim module under :mod:`verification.claims` and return the registry."""
+    import importlib
+    import pkgutil
+
+    import verification.claims as pkg
+
+    for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{pkg.__name__}.{mod.name}")
+    return REGISTRY
+
+
+def get(claim_id: str) -> Claim:
+    """Return the registered claim ``claim_id`` (loading the registry if needed)."""
+    if not REGISTRY:
+        load_all()
+    try:
+        return REGISTRY[claim_id]
+    except KeyError:
+        raise KeyError(f"unknown claim id {claim_id!r}; `invbounds list` shows them") from None
+
+
+def seeded(specs_by_profile: dict[str, Sequence[Any]]) -> Callable[[str, int], list[Any]]:
+    """An ``instances`` function: the listed specs, with the run seed added to each spec's seed.
+
+    ``specs_by_profile`` maps profile names to spec lists; a profile that is not listed falls back
+    to ``quick``. Specs must be dataclasses with an integer ``seed`` field (or lack one).
+    """
+    if "quick" not in specs_by_profile:
+        raise ValueError("specs_by_profile: a 'quick' profile is required")
+
+    def instances(profile: str, seed: int) -> list[Any]:
+        specs = specs_by_profile.get(profile, specs_by_profile["quick"])
+        out = []
+        for spec in specs:
+            if seed and hasattr(spec, "seed"):
+                spec = dataclasses.replace(spec, seed=spec.seed + seed)
+            out.append(spec)
+        return out
+
+    return instances
+
+
+def claim(claim_id: str, *, provenance: str, kind: Kind, statement: str,
+          instances: Callable[[str, int], Sequence[Any]] | dict[str, Sequence[Any]],
+          hypotheses: Sequence[Hypothesis] = (), informational: bool = False,
+          reference: str = "") -> Callable[[Callable[[Any], Evidence]], Callable[[Any], Evidence]]:
+    """Decorator registering an evaluation function as the claim ``claim_id``.
+
+    The family is the id's prefix; ``instances`` may be a profile -> specs dict (see
+    :func:`seeded`). The decorated function is returned unchanged, with the claim attached as
+    ``fn.claim`` so tests can drive the same claim on Hypothesis-built instances.
+    """
+
+    def deco(fn: Callable[[Any], Evidence]) -> Callable[[Any], Evidence]:
+        inst = seeded(instances) if isinstance(instances, dict) else instances
+        c = register(Claim(id=claim_id, family=claim_id.split(".", 1)[0], provenance=provenance,
+                           kind=kind, statement=statement, hypotheses=tuple(hypotheses),
+                           instances=inst, evaluate=fn, informational=informational,
+                           reference=reference))
+        fn.claim = c
+        return fn
+
+    return deco
