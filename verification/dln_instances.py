@@ -190,3 +190,43 @@ GAUSSIAN_INIT = Hypothesis("gaussian_init", "i.i.d. Gaussian initialization",
 WIDE_FIRST_LAYER = Hypothesis("width_at_least_m", "d_w >= m", lambda sp: sp.d_w >= sp.m)
 DEFAULT_INIT = Hypothesis("default_init", "default initialization (lecun_normal, scale 1)",
                           lambda sp: sp.init == "lecun_normal" and sp.init_scale == 1.0)
+
+
+_BATCH_KEYS = ("d", "m", "s", "n", "L", "d_w", "steps", "update", "reduce", "record_every")
+
+
+def batch_trajectories(specs: list[DLNSpec], *, drift: bool = False) -> list[dl.Trajectory]:
+    """Run many specs that share their sizes as one batched GD run; one trajectory per spec.
+
+    Specs may differ in ``lam``, ``k``, ``init``, ``convention``, ``design`` and ``seed``; the
+    sizes, ``steps``, ``update``, ``reduce`` and ``record_every`` must agree (a ``ValueError``
+    names the first field that does not). The batched run advances all instances with one set of
+    batched matmuls per step, which is what makes sweeps and Hypothesis runs cheap.
+
+    Raises
+    ------
+    dynamics.deep_linear.DivergenceError
+        If any batch member diverges (``batch_indices`` says which).
+    """
+    if not specs:
+        raise ValueError("specs: need at least one spec")
+    for key in _BATCH_KEYS:
+        vals = {getattr(sp, key) for sp in specs}
+        if len(vals) > 1:
+            raise ValueError(f"specs: field {key!r} differs across the batch ({sorted(map(str, vals))})")
+    insts = [materialize(sp) for sp in specs]
+    X = np.stack([i.data.X for i in insts])
+    Y = np.stack([i.data.Y for i in insts])
+    W0 = [np.stack([i.weights0[ell] for i in insts]) for ell in range(specs[0].L)]
+    as_arr = np.array
+    traj = dl.run_gd(X, Y, W0, eta=as_arr([i.eta for i in insts]), steps=specs[0].steps,
+                     lam=as_arr([i.spec.lam for i in insts]), a=as_arr([i.a for i in insts]),
+                     c=as_arr([i.c for i in insts]), update=specs[0].update,
+                     record_at=record_schedule(specs[0]), reduce=specs[0].reduce, drift=drift)
+    out = []
+    for b in range(len(specs)):
+        out.append(dl.Trajectory(times=traj.times,
+                                 records={k: v[:, b] for k, v in traj.records.items()},
+                                 weights=[W[b] for W in traj.weights], snapshots={},
+                                 reduction=None if traj.reduction is None else traj.reduction[b]))
+    return out
