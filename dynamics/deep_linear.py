@@ -203,6 +203,10 @@ def balanced_factorization(M: np.ndarray, L: int, d_w: int, rng: np.random.Gener
     U, S, Vt = np.linalg.svd(M, full_matrices=False)
     if rank is None:
         rank = int(np.sum(S > max(M.shape) * _EPS * (S[0] if S.size else 0.0)))
+    else:
+        rank = positive_int("rank", rank)
+        if rank > S.size:
+            raise ValueError(f"rank: {rank} exceeds min(M.shape) = {S.size}")
     U, S, Vt = U[:, :rank], S[:rank], Vt[:rank]
     if L == 1:
         return [M.copy()]
@@ -281,8 +285,65 @@ def _t(B):
     return B.swapaxes(-1, -2)
 
 
+def _check_array(name: str, B):
+    # Object arrays (mpmath numbers for high-precision replays) are exempt from the finiteness
+    # test, which numpy cannot evaluate on them; their shapes are still checked.
+    B = B if isinstance(B, np.ndarray) and B.dtype == object else as_matrix(name, B, ndim=(2, 3))
+    if B.ndim not in (2, 3):
+        raise ValueError(f"{name}: expected a matrix or a batch of matrices, got shape {B.shape}")
+    return B
+
+
+def _check_weights(weights, fan_in: int | None = None, name: str = "weights") -> list:
+    if len(weights) < 1:
+        raise ValueError(f"{name}: need at least one layer (L >= 1), got none")
+    ws = [_check_array(f"{name}[{i}]", W) for i, W in enumerate(weights)]
+    prev = ws[0].shape[-1] if fan_in is None else fan_in
+    for i, W in enumerate(ws):
+        if W.shape[-1] != prev or W.shape[:-2] != ws[0].shape[:-2]:
+            raise ValueError(f"{name}[{i}]: shape {W.shape} does not chain with the previous "
+                             f"layer (fan-in {prev} expected)")
+        prev = W.shape[-2]
+    return ws
+
+
+def _check_xy(X, Y):
+    X, Y = _check_array("X", X), _check_array("Y", Y)
+    if X.shape[:-2] != Y.shape[:-2] or X.shape[-1] != Y.shape[-1]:
+        raise ValueError(f"Y: shape {Y.shape} does not match X of shape {X.shape} "
+                         "(same batch shape and number of columns needed)")
+    return X, Y
+
+
+def _check_problem_pure(weights, X, Y):
+    X, Y = _check_xy(X, Y)
+    ws = _check_weights(weights, fan_in=Y.shape[-2])
+    if ws[-1].shape[-2] != X.shape[-2]:
+        raise ValueError(f"weights[{len(ws) - 1}]: output dimension {ws[-1].shape[-2]} differs from "
+                         f"the signal dimension d={X.shape[-2]} of X")
+    return ws, X, Y
+
+
+def _check_scalar(name: str, value, *, strict: bool):
+    try:
+        vals = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: expected a real number or array, got {value!r}") from exc
+    if not np.all(np.isfinite(vals)):
+        raise ValueError(f"{name}: must be finite, got {value!r}")
+    if strict and not np.all(vals > 0):
+        raise ValueError(f"{name}: must be > 0, got {value!r}")
+    if not strict and not np.all(vals >= 0):
+        raise ValueError(f"{name}: must be >= 0, got {value!r}")
+    return value
+
+
 def end_to_end(weights: Sequence[np.ndarray], start: int = 0) -> np.ndarray:
     """Return ``W_{L:start+1} = W_L ... W_{start+1}`` (batched if the weights are)."""
+    if len(weights) < 1:
+        raise ValueError("weights: need at least one layer (L >= 1), got none")
+    if not 0 <= start < len(weights):
+        raise ValueError(f"start: must lie in [0, {len(weights) - 1}], got {start}")
     P = weights[start]
     for W in weights[start + 1:]:
         P = W @ P
@@ -302,7 +363,18 @@ def forward_backward(weights: Sequence[np.ndarray], X, Y):
         ``G_1, ..., G_L``.
     B1 : ndarray
         The backpropagated signal at the first layer (``G_1 = B1 Y^T``).
+
+    Raises
+    ------
+    ValueError
+        On non-finite entries or shapes that do not chain.
     """
+    weights, X, Y = _check_problem_pure(weights, X, Y)
+    return _forward_backward(weights, X, Y)
+
+
+def _forward_backward(weights, X, Y):
+    # Unchecked kernel of forward_backward, for the training loops (validated once up front).
     H = [Y]
     for W in weights:
         H.append(W @ H[-1])
@@ -326,6 +398,9 @@ def layer_coefficients(dims: Sequence[int], eta, lam_bar, a, update: str = "stan
     ``(B, 1, 1)`` for broadcasting over a batch.
     """
     choice("update", update, UPDATE_PROFILES)
+    _check_scalar("eta", eta, strict=True)
+    _check_scalar("lam_bar", lam_bar, strict=False)
+    _check_scalar("a", a, strict=True)
 
     def shape(v):
         return np.asarray(v, dtype=np.float64)[:, None, None] if np.ndim(v) else v
@@ -341,6 +416,10 @@ def layer_coefficients(dims: Sequence[int], eta, lam_bar, a, update: str = "stan
 
 def objective(weights: Sequence[np.ndarray], X, Y, *, lam=0.0, a=1.0, c=1.0) -> np.ndarray:
     """Value of ``F = a/2 ||W_{L:1} Y - X||_F^2 + c lam sum_l ||W_l||_F^2`` (per batch member)."""
+    weights, X, Y = _check_problem_pure(weights, X, Y)
+    _check_scalar("lam", lam, strict=False)
+    _check_scalar("a", a, strict=True)
+    _check_scalar("c", c, strict=True)
     E = end_to_end(weights) @ Y - X
     data = 0.5 * np.sum(E * E, axis=(-2, -1))
     pen = sum(np.sum(W * W, axis=(-2, -1)) for W in weights)
@@ -349,6 +428,9 @@ def objective(weights: Sequence[np.ndarray], X, Y, *, lam=0.0, a=1.0, c=1.0) -> 
 
 def gradient(weights: Sequence[np.ndarray], X, Y, *, lam=0.0, a=1.0, c=1.0) -> list[np.ndarray]:
     """Gradient ``nabla_{W_l} F = a G_l + lam_bar W_l`` with ``lam_bar = 2 c lam``."""
+    _check_scalar("lam", lam, strict=False)
+    _check_scalar("a", a, strict=True)
+    _check_scalar("c", c, strict=True)
     _, grads, _ = forward_backward(weights, X, Y)
     lam_bar = 2 * c * lam
     return [a * G + lam_bar * W for G, W in zip(grads, weights, strict=True)]
@@ -361,6 +443,8 @@ def gd_step(weights: Sequence[np.ndarray], X, Y, *, eta, lam=0.0, a=1.0, c=1.0,
     A pure function (new arrays out); it uses only arithmetic operators and ``@``, so it also
     runs on object arrays of mpmath numbers for high-precision replays.
     """
+    _check_scalar("lam", lam, strict=False)
+    _check_scalar("c", c, strict=True)
     _, grads, _ = forward_backward(weights, X, Y)
     dims = [weights[0].shape[-1]] + [W.shape[-2] for W in weights]
     rhos, gammas = layer_coefficients(dims, eta, 2 * c * lam, a, update)
@@ -383,6 +467,7 @@ def reduce_columns(X: np.ndarray, Y: np.ndarray):
     X_red, Y_red, V : ndarray
         Reduced data and the orthonormal ``V`` (shape ``(..., n, r)``).
     """
+    X, Y = _check_xy(X, Y)
     K = np.concatenate([X, Y], axis=-2)
     _, S, Vt = np.linalg.svd(K, full_matrices=False)
     tol = max(K.shape[-2:]) * _EPS * S[..., :1]
@@ -393,6 +478,7 @@ def reduce_columns(X: np.ndarray, Y: np.ndarray):
 
 def range_basis(Y: np.ndarray, rank: int | None = None) -> np.ndarray:
     """Orthonormal basis of ``range(Y)`` (``(..., m, r)``), ``r`` the numerical rank of ``Y``."""
+    Y = as_matrix("Y", Y, ndim=(2, 3))
     U, S, _ = np.linalg.svd(Y, full_matrices=False)
     if rank is None:
         tol = max(Y.shape[-2:]) * _EPS * S[..., :1]
@@ -401,11 +487,22 @@ def range_basis(Y: np.ndarray, rank: int | None = None) -> np.ndarray:
 
 
 def data_oracle(X: np.ndarray, Y: np.ndarray, rank: int | None = None) -> np.ndarray:
-    """``X Y^+`` through a rank-truncated SVD of ``Y`` (batched)."""
+    """``X Y^+`` through a rank-truncated SVD of ``Y`` (batched).
+
+    Raises
+    ------
+    ValueError
+        On non-finite or mismatched inputs, or if ``Y`` is numerically zero.
+    """
+    X, Y = _check_xy(as_matrix("X", X, ndim=(2, 3)), as_matrix("Y", Y, ndim=(2, 3)))
     U, S, Vt = np.linalg.svd(Y, full_matrices=False)
+    if not np.all(S[..., 0] > 0):
+        raise ValueError("Y: is zero, so X Y^+ (and the oracle records) are undefined")
     if rank is None:
         tol = max(Y.shape[-2:]) * _EPS * S[..., :1]
         rank = max(int(np.max(np.sum(S > tol, axis=-1))), 1)
+    if np.any(S[..., rank - 1] <= 0):
+        raise ValueError(f"rank: Y has fewer than {rank} nonzero singular values")
     return ((X @ _t(Vt[..., :rank, :])) / S[..., None, :rank]) @ _t(U[..., :rank])
 
 
@@ -626,7 +723,7 @@ def run_gd(X, Y, weights0: Sequence[np.ndarray], *, eta, steps: int, lam=0.0, a=
     every = max(1, steps // 50)
 
     for t in range(steps + 1):
-        E, grads, B1 = forward_backward(weights, Xr, Yr)
+        E, grads, B1 = _forward_backward(weights, Xr, Yr)
         fit = np.sqrt(np.sum(E * E, axis=(-2, -1)))
         if r0 is None:
             r0 = np.maximum(fit, np.linalg.norm(Xr, axis=(-2, -1)))
@@ -642,8 +739,9 @@ def run_gd(X, Y, weights0: Sequence[np.ndarray], *, eta, steps: int, lam=0.0, a=
             snapshots[t] = [W.copy() for W in weights]
         if t == steps:
             break
-        # Rounding scale of D2 (spec section 11, class U): accumulates ||W_1|| + gamma ||B_1|| ||Y||.
-        d2_scale = rho1 * d2_scale + (np.linalg.norm(weights[0], axis=(-2, -1))
+        # Rounding scale of D2 (class U): accumulates ||W_1|| + gamma ||B_1|| ||Y||, carried forward
+        # by |rho_1| (rho_1 < 0 when eta lam_bar > 1).
+        d2_scale = np.abs(rho1) * d2_scale + (np.linalg.norm(weights[0], axis=(-2, -1))
                                       + gamma1 * np.linalg.norm(B1, axis=(-2, -1)) * y_norm)
         for W, G, rho, gamma in zip(weights, grads, rhos, gammas, strict=True):
             W *= rho
@@ -709,7 +807,7 @@ def run_flow(X, Y, weights0: Sequence[np.ndarray], *, t_eval: Sequence[float], l
 
     def field(_t_now, theta):
         ws = unpack(theta)
-        _, grads, _ = forward_backward(ws, Xr, Yr)
+        _, grads, _ = _forward_backward(ws, Xr, Yr)
         return -np.concatenate([(a * G + lam_bar * W).ravel()
                                 for G, W in zip(grads, ws, strict=True)])
 

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, settings
+# Pin BLAS threads before numpy loads (same reason as in verification/cli.py).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile("dev", max_examples=15, deadline=None)
 settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True, database=None,

@@ -7,9 +7,10 @@ its tolerance are exactly those ``invbounds verify`` reports.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 
 from verification.claims import dln_update_path as claims
+from verification.dln_instances import DLNSpec
 from verification.strategies import dln_specs
 from verification.testing import check_claim
 
@@ -41,6 +42,10 @@ def test_dln__first_layer_off_subspace_decay(spec):
     check_claim(claims.first_layer_off_subspace_decay, spec, target_label="D2 residual/tol")
 
 
+# L = 1 makes the bound an equality: pinned after a too-small rounding allowance (fixed) and, before
+# that, a divergence of the spec's gn_bound step at k = 1 (lam_bar > sigma_1(Y)^2; see
+# test_spec_gn_step_without_weight_decay_curvature_diverges).
+@example(spec=DLNSpec(d=3, m=2, s=1, n=1, L=1, d_w=1, lam=0.1, k=1.0, steps=8))
 @given(dln_specs(steps=(1, 200), updates=("standard", "seed002_ntk")))
 def test_dln__end_to_end_off_subspace_bound(spec):
     check_claim(claims.end_to_end_off_subspace_bound, spec.replace(record_every=5),
@@ -76,9 +81,45 @@ def test_dln__gradient_flow_balancedness_decay():
 
 
 def test_lam_zero_claims_are_vacuous_with_weight_decay():
-    from verification.dln_instances import DLNSpec
     from verification.engine import Verdict
 
     res = claims.no_weight_decay_keeps_off_subspace.claim.check(DLNSpec(lam=0.1, steps=5))
     assert res.verdict is Verdict.VACUOUS
     assert res.failed_hypotheses == ["lam_zero"]
+
+
+def test_spec_gn_step_without_weight_decay_curvature_diverges():
+    """Counterexample to the spec's gn_bound step 1/max(L_0, L_star) (docs/theory, D10).
+
+    For L = 1 the objective is a quadratic whose top curvature is a sigma_1(Y)^2 + lam_bar, while
+    L_0 = L_star = a sigma_1(Y)^2 ignores lam_bar: with lam_bar > a sigma_1(Y)^2, the step 1/L_0
+    makes |1 - eta (a sigma_1^2 + lam_bar)| > 1 and GD diverges at k = 1. The project's step
+    1/(max(L_0, L_star) + lam_bar) is stable there.
+    """
+    import numpy as np
+
+    from bounds import dln_weight_decay as dlb
+    from dynamics import deep_linear as dl
+    from verification.dln_instances import materialize
+
+    spec = DLNSpec(d=3, m=2, s=1, n=1, L=1, d_w=1, lam=0.1, k=1.0, steps=200)
+    inst = materialize(spec)
+    sigma1 = float(np.linalg.norm(inst.data.Y, 2))
+    assert inst.lam_bar > sigma1**2  # the regime of the counterexample
+    spec_eta = 1.0 / max(inst.eta_hat.parameters["L0"], inst.eta_hat.parameters["L_star"])
+    with pytest.raises(dl.DivergenceError) as info:
+        dl.run_gd(inst.data.X, inst.data.Y, inst.weights0, eta=spec_eta, lam=spec.lam, steps=200)
+    assert info.value.iteration > 0
+    traj = dl.run_gd(inst.data.X, inst.data.Y, inst.weights0, eta=inst.eta, lam=spec.lam, steps=200)
+    assert np.all(np.isfinite(traj["fit_error"]))
+    assert inst.eta == pytest.approx(1.0 / (sigma1**2 + inst.lam_bar))
+    assert dlb.eta_gn(inst.weights0, inst.data.Y, 1.0, lam_bar=0.0).value == spec_eta
+
+
+def test_diverged_trajectory_makes_claims_vacuous():
+    from verification.engine import Verdict
+
+    res = claims.end_to_end_off_subspace_bound.claim.check(DLNSpec(k=60.0, steps=300))
+    assert res.verdict is Verdict.VACUOUS
+    assert res.failed_hypotheses == ["stable_run"]
+    assert "diverged at iteration" in res.evidence.metrics["hypothesis_detail"]

@@ -15,6 +15,7 @@ import numpy as np
 from bounds import dln_weight_decay as dlb
 from dynamics import deep_linear as dl
 from dynamics._validate import choice, positive_int, real
+from verification.engine import HypothesisFailed
 from verification.instances import spec_type
 
 STEPSIZE_RULES = ("gn_bound", "seed002", "absolute")
@@ -143,7 +144,8 @@ def materialize(spec: DLNSpec) -> DLNInstance:
                                target=M0 if spec.init == "balanced" else None)
     a, c = dl.objective_convention(spec.convention, spec.n)
     if spec.stepsize == "gn_bound":
-        eta_hat = dlb.eta_gn(weights0, data.Y, float(np.linalg.norm(M0, 2)), a)
+        eta_hat = dlb.eta_gn(weights0, data.Y, float(np.linalg.norm(M0, 2)), a,
+                             lam_bar=2 * c * spec.lam)
     elif spec.stepsize == "seed002":
         eta_hat = dlb.eta_seed002(spec.m, spec.L, float(np.linalg.norm(data.X, 2)))
     else:
@@ -164,9 +166,15 @@ def record_schedule(spec: DLNSpec) -> np.ndarray | None:
 def trajectory(spec: DLNSpec) -> dl.Trajectory:
     """Run GD on ``spec`` (cached; callers must not mutate the result)."""
     inst = materialize(spec)
-    return dl.run_gd(inst.data.X, inst.data.Y, inst.weights0, eta=inst.eta, steps=spec.steps,
-                     lam=spec.lam, a=inst.a, c=inst.c, update=spec.update,
-                     record_at=record_schedule(spec), reduce=spec.reduce, drift=True)
+    try:
+        return dl.run_gd(inst.data.X, inst.data.Y, inst.weights0, eta=inst.eta, steps=spec.steps,
+                         lam=spec.lam, a=inst.a, c=inst.c, update=spec.update,
+                         record_at=record_schedule(spec), reduce=spec.reduce, drift=True)
+    except dl.DivergenceError as exc:
+        # Claims read along a trajectory presuppose a stable step; a diverged run makes the
+        # instance vacuous, with the iteration in the detail (claims about divergence itself
+        # call the dynamics directly).
+        raise HypothesisFailed("stable_run", str(exc)) from exc
 
 
 def iterate(spec: DLNSpec, t: int) -> list[np.ndarray]:
@@ -195,13 +203,16 @@ DEFAULT_INIT = Hypothesis("default_init", "default initialization (lecun_normal,
 _BATCH_KEYS = ("d", "m", "s", "n", "L", "d_w", "steps", "update", "reduce", "record_every")
 
 
-def batch_trajectories(specs: list[DLNSpec], *, drift: bool = False) -> list[dl.Trajectory]:
+def batch_trajectories(specs: list[DLNSpec], *, drift: bool = False,
+                       record_at=None) -> list[dl.Trajectory]:
     """Run many specs that share their sizes as one batched GD run; one trajectory per spec.
 
     Specs may differ in ``lam``, ``k``, ``init``, ``convention``, ``design`` and ``seed``; the
     sizes, ``steps``, ``update``, ``reduce`` and ``record_every`` must agree (a ``ValueError``
     names the first field that does not). The batched run advances all instances with one set of
     batched matmuls per step, which is what makes sweeps and Hypothesis runs cheap.
+    ``record_at`` (iterations in ``[0, steps]``), if given, replaces the specs' record schedule
+    (e.g. dense in Phase 1 and sparse later, since records cost more than steps).
 
     Raises
     ------
@@ -222,7 +233,8 @@ def batch_trajectories(specs: list[DLNSpec], *, drift: bool = False) -> list[dl.
     traj = dl.run_gd(X, Y, W0, eta=as_arr([i.eta for i in insts]), steps=specs[0].steps,
                      lam=as_arr([i.spec.lam for i in insts]), a=as_arr([i.a for i in insts]),
                      c=as_arr([i.c for i in insts]), update=specs[0].update,
-                     record_at=record_schedule(specs[0]), reduce=specs[0].reduce, drift=drift)
+                     record_at=record_schedule(specs[0]) if record_at is None else record_at,
+                     reduce=specs[0].reduce, drift=drift)
     out = []
     for b in range(len(specs)):
         out.append(dl.Trajectory(times=traj.times,

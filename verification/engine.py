@@ -41,6 +41,24 @@ class Verdict(enum.StrEnum):
     ERROR = "error"
 
 
+class HypothesisFailed(Exception):
+    """Raised by an evaluation when a hypothesis turns out to fail while the claim is evaluated
+    (a run that diverges, a solver that does not reach stationarity); the instance is vacuous.
+
+    Parameters
+    ----------
+    name : str
+        The hypothesis name, as it will appear in the verdict.
+    detail : str
+        What was observed.
+    """
+
+    def __init__(self, name: str, detail: str = ""):
+        self.name = name
+        self.detail = detail
+        super().__init__(f"{name}: {detail}" if detail else name)
+
+
 @dataclasses.dataclass(frozen=True)
 class Hypothesis:
     """A named hypothesis, checked on an instance before evaluation.
@@ -283,7 +301,11 @@ class Claim:
                                   time.perf_counter() - t0)
         try:
             ev = self.evaluate(instance)
-        except Exception as exc:
+        except HypothesisFailed as exc:
+            hyps[exc.name] = False
+            return InstanceResult(instance, Verdict.VACUOUS, Evidence(metrics={
+                "hypothesis_detail": exc.detail}), [exc.name], hyps, time.perf_counter() - t0)
+        except Exception as exc:  # an evaluation bug is reported as an error verdict, not hidden
             return InstanceResult(instance, Verdict.ERROR, Evidence(), [], hyps,
                                   time.perf_counter() - t0,
                                   error="".join(traceback.format_exception_only(exc)).strip())
@@ -351,8 +373,8 @@ def load_all() -> dict[str, Claim]:
 
 
 def get(claim_id: str) -> Claim:
-    """Return the registered claim ``claim_id`` (loading the registry if needed)."""
-    if not REGISTRY:
+    """Return the registered claim ``claim_id`` (loading every claim module first)."""
+    if claim_id not in REGISTRY:
         load_all()
     try:
         return REGISTRY[claim_id]

@@ -37,7 +37,16 @@ def _build(call: ast.Call) -> Any:
     if call.args:
         raise ValueError("spec: use keyword arguments only, as in the printed repr")
     cls = SPEC_TYPES[call.func.id]
-    return cls(**{kw.arg: _literal(kw.value) for kw in call.keywords})
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for kw in call.keywords:
+        if kw.arg not in fields:
+            raise ValueError(f"spec: {cls.__name__} has no field {kw.arg!r}; fields: {sorted(fields)}")
+    try:
+        kwargs = {kw.arg: _literal(kw.value) for kw in call.keywords}
+    except ValueError as exc:
+        raise ValueError(f"spec: values must be literals (numbers, strings, booleans), "
+                         f"{exc}") from exc
+    return cls(**kwargs)
 
 
 def parse_spec(text: str) -> Any:

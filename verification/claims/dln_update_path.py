@@ -160,9 +160,13 @@ def gradient_formula(spec: DLNSpec) -> Evidence:
         fd = (f([w + h * d for w, d in zip(W, D, strict=True)])
               - f([w - h * d for w, d in zip(W, D, strict=True)])) / (2 * h)
         an = sum(float(np.sum(g * d)) for g, d in zip(grads, D, strict=True))
-        # Class F of the spec: central differences at h = 1e-6 have truncation error
-        # O(h^2 F''') and rounding error O(u F / h) ~ 1e-10 F; 1e-6 relative covers both.
-        ev.compare(f"directional derivative {j}", abs(fd - an), 1e-6 * max(abs(an), 1e-300))
+        # Class F: central differences at h = 1e-6 have truncation error O(h^2 F_3) with F_3 the third derivative (the 1e-6
+        # relative term) and rounding error ~ u |F| / h from the two evaluations of F, which does
+        # not shrink with the gradient, so near a stationary point a purely relative test fails
+        # spuriously (docs/theory/deep_linear.md, Tolerances, class F).
+        F0 = abs(f(W))
+        ev.compare(f"directional derivative {j}", abs(fd - an),
+                   1e-6 * abs(an) + tol.update_path(F0 / h, spec.n * spec.d))
     return ev
 
 
@@ -202,7 +206,8 @@ def first_layer_off_subspace_decay(spec: DLNSpec) -> Evidence:
 
 
 @claim("dln.end_to_end_off_subspace_bound", provenance="[derived]", kind=Kind.INEQUALITY,
-       statement="||W_{L:1}(t) P_perp||_2 <= rho_1^t ||W_{L:2}(t)||_2 ||W_1(0) P_perp||_2",
+       statement="||W_{L:1}(t) P_perp||_2 <= |rho_1|^t ||W_{L:2}(t)||_2 ||W_1(0) P_perp||_2 "
+                 "(|rho_1|: the spec's rho_1^t fails when eta lam_bar > 1)",
        instances={"quick": [_BASE.replace(steps=400, record_every=10),
                             _BASE.replace(steps=400, record_every=10, lam=0.5, k=2.0, seed=8)],
                   "paper": [_BASE.replace(steps=2000, record_every=10, seed=i, lam=0.1 * (i + 1))
@@ -215,12 +220,16 @@ def end_to_end_off_subspace_bound(spec: DLNSpec) -> Evidence:
     w1p0 = float(np.linalg.norm(inst.weights0[0] - (inst.weights0[0] @ Q) @ Q.T, 2))
     ev = Evidence()
     lhs = traj["off_subspace_norm"]
-    rhs = inst.rho ** traj.times * traj["tail_norm"] * w1p0
+    rhs = abs(inst.rho) ** traj.times * traj["tail_norm"] * w1p0
     worst = int(np.argmax(lhs / np.maximum(rhs, np.finfo(float).tiny)))
     for i in sorted({worst, len(lhs) - 1}):
-        ev.compare("||M P_perp|| <= rho^t ||W_{L:2}|| ||W_1(0) P_perp||", lhs[i], rhs[i],
-                   tol.inequality(lhs[i], rhs[i], traj["d2_rounding_scale"][i] * rhs[i] / w1p0,
-                                  _max_dim(spec)), iteration=int(traj.times[i]))
+        # W_1(t) P_perp carries the D2 rounding error u S_t, which W_{L:2}(t) amplifies, and
+        # forming M P_perp = M - (M Q) Q^T adds u ||M||; for L = 1 the bound is an equality, so
+        # this rounding is all that separates the two sides.
+        scale = traj["tail_norm"][i] * traj["d2_rounding_scale"][i] + traj["sigma_max"][i]
+        ev.compare("||M P_perp|| <= |rho|^t ||W_{L:2}|| ||W_1(0) P_perp||", lhs[i], rhs[i],
+                   tol.inequality(lhs[i], rhs[i], scale, _max_dim(spec)),
+                   iteration=int(traj.times[i]))
     ev.metrics["checked_records"] = len(lhs)
     ev.metrics["all_records_hold"] = bool(np.all(lhs <= rhs * (1 + 1e-10)))
     return ev
