@@ -160,10 +160,10 @@ def gradient_formula(spec: DLNSpec) -> Evidence:
         fd = (f([w + h * d for w, d in zip(W, D, strict=True)])
               - f([w - h * d for w, d in zip(W, D, strict=True)])) / (2 * h)
         an = sum(float(np.sum(g * d)) for g, d in zip(grads, D, strict=True))
-        # Class F: central differences at h = 1e-6 have truncation error O(h^2 F_3) with F_3 the third derivative (the 1e-6
-        # relative term) and rounding error ~ u |F| / h from the two evaluations of F, which does
-        # not shrink with the gradient, so near a stationary point a purely relative test fails
-        # spuriously (docs/theory/deep_linear.md, Tolerances, class F).
+        # Class F: central differences at h = 1e-6 have truncation error O(h^2 F_3), F_3 the
+        # third derivative (the 1e-6 relative term), and rounding error ~ u |F| / h from the two
+        # evaluations of F. The latter does not shrink with the gradient, so near a stationary
+        # point a purely relative test fails spuriously (docs/theory, Tolerances, class F).
         F0 = abs(f(W))
         ev.compare(f"directional derivative {j}", abs(fd - an),
                    1e-6 * abs(an) + tol.update_path(F0 / h, spec.n * spec.d))
