@@ -24,6 +24,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from dynamics._validate import as_matrix, choice, positive_int, real
+from dynamics.errors import DivergenceError
 
 UPDATE_PROFILES = ("standard", "seed002_ntk")
 INIT_SCHEMES = ("lecun_normal", "kaiming_normal_relu", "torch_default", "orthogonal", "balanced")
@@ -32,30 +33,6 @@ CONVENTIONS = {"talk": (1.0, 1.0), "pytorch_wd": (1.0, 0.5), "mean": (None, 1.0)
 """Loss conventions ``name -> (a, c)``; ``a = None`` means ``1/n`` (data term averaged)."""
 
 _EPS = np.finfo(np.float64).eps
-
-
-class DivergenceError(FloatingPointError):
-    """Gradient descent diverged.
-
-    Attributes
-    ----------
-    iteration : int
-        The iteration at which divergence was detected.
-    reason : str
-        What was detected (non-finite residual, or fit error above the divergence factor).
-    last_record : dict
-        The last finite trajectory record before divergence (record name -> value).
-    batch_indices : list of int
-        The batch members that diverged.
-    """
-
-    def __init__(self, iteration: int, reason: str, last_record: dict, batch_indices: list[int]):
-        self.iteration = iteration
-        self.reason = reason
-        self.last_record = last_record
-        self.batch_indices = batch_indices
-        super().__init__(f"gradient descent diverged at iteration {iteration}: {reason} "
-                         f"(batch members {batch_indices})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,11 +292,11 @@ def _check_xy(X, Y):
     return X, Y
 
 
-def _check_problem_pure(weights, X, Y):
+def _check_problem_pure(weights, X, Y, name: str = "weights"):
     X, Y = _check_xy(X, Y)
-    ws = _check_weights(weights, fan_in=Y.shape[-2])
+    ws = _check_weights(weights, fan_in=Y.shape[-2], name=name)
     if ws[-1].shape[-2] != X.shape[-2]:
-        raise ValueError(f"weights[{len(ws) - 1}]: output dimension {ws[-1].shape[-2]} differs from "
+        raise ValueError(f"{name}[{len(ws) - 1}]: output dimension {ws[-1].shape[-2]} differs from "
                          f"the signal dimension d={X.shape[-2]} of X")
     return ws, X, Y
 
@@ -610,36 +587,12 @@ class _Recorder:
 
 
 def _check_problem(X, Y, weights0):
-    X = as_matrix("X", X, ndim=(2, 3))
-    Y = as_matrix("Y", Y, ndim=(2, 3))
-    if X.ndim != Y.ndim or X.shape[:-2] != Y.shape[:-2] or X.shape[-1] != Y.shape[-1]:
-        raise ValueError(f"Y: shape {Y.shape} does not match X of shape {X.shape} "
-                         "(same batch shape and number of columns needed)")
-    if len(weights0) < 1:
-        raise ValueError("weights0: need at least one layer (L >= 1)")
+    # Training entry points take float64 data only (no object arrays) and copy the weights.
+    X, Y = _check_xy(as_matrix("X", X, ndim=(2, 3)), as_matrix("Y", Y, ndim=(2, 3)))
     weights = [as_matrix(f"weights0[{i}]", W, ndim=(X.ndim,)).copy()
                for i, W in enumerate(weights0)]
-    fan_in = Y.shape[-2]
-    for i, W in enumerate(weights):
-        if W.shape[:-2] != X.shape[:-2] or W.shape[-1] != fan_in:
-            raise ValueError(f"weights0[{i}]: shape {W.shape} does not chain (expected "
-                             f"{(*X.shape[:-2], None, fan_in)})")
-        fan_in = W.shape[-2]
-    if fan_in != X.shape[-2]:
-        raise ValueError(f"weights0[{len(weights) - 1}]: output dimension {fan_in} differs from "
-                         f"the signal dimension d={X.shape[-2]}")
+    weights, X, Y = _check_problem_pure(weights, X, Y, name="weights0")
     return X, Y, weights
-
-
-def _check_coef(name, value, *, strict):
-    arr = np.asarray(value, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name}: must be finite, got {value!r}")
-    if strict and not np.all(arr > 0):
-        raise ValueError(f"{name}: must be > 0, got {value!r}")
-    if not strict and not np.all(arr >= 0):
-        raise ValueError(f"{name}: must be >= 0, got {value!r}")
-    return value
 
 
 def run_gd(X, Y, weights0: Sequence[np.ndarray], *, eta, steps: int, lam=0.0, a=1.0, c=1.0,
@@ -693,10 +646,10 @@ def run_gd(X, Y, weights0: Sequence[np.ndarray], *, eta, steps: int, lam=0.0, a=
     """
     X, Y, weights = _check_problem(X, Y, weights0)
     steps = positive_int("steps", steps, minimum=0)
-    _check_coef("eta", eta, strict=True)
-    _check_coef("lam", lam, strict=False)
-    _check_coef("a", a, strict=True)
-    _check_coef("c", c, strict=True)
+    _check_scalar("eta", eta, strict=True)
+    _check_scalar("lam", lam, strict=False)
+    _check_scalar("a", a, strict=True)
+    _check_scalar("c", c, strict=True)
     divergence_factor = real("divergence_factor", divergence_factor, minimum=1.0, strict=True)
     schedule = log_schedule(steps) if record_at is None else np.unique(np.asarray(record_at, int))
     if schedule.size and (schedule[0] < 0 or schedule[-1] > steps):

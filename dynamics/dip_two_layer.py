@@ -24,6 +24,7 @@ from scipy.integrate import solve_ivp
 from scipy.special import expit
 
 from dynamics._validate import as_matrix, choice, positive_int, real
+from dynamics.errors import DivergenceError
 
 ACTIVATION_NAMES = ("sigmoid", "tanh", "softplus", "relu")
 V_LAWS = ("rademacher", "uniform")
@@ -35,30 +36,6 @@ RECORD_NAMES = ("loss", "fit_error", "drift", "path_length", "sigma_min", "signa
 # Spec §10.3: sigma_min is reported as 0 when lambda_min(K) < 1e-12 lambda_max(K) (below the
 # float64 resolution of eigvalsh relative to the spectrum's scale).
 SIGMA_FLOOR_RATIO = 1e-12
-
-
-class DivergenceError(FloatingPointError):
-    """Gradient descent diverged.
-
-    Attributes
-    ----------
-    iteration : int
-        The iteration at which divergence was detected.
-    reason : str
-        What was detected (non-finite state, or loss above the divergence factor times ``L_0``).
-    last_record : dict
-        The last finite trajectory record before divergence (record name -> value).
-    batch_indices : list of int
-        The batch members that diverged (``[0]`` for a single run).
-    """
-
-    def __init__(self, iteration: int, reason: str, last_record: dict, batch_indices: list[int]):
-        self.iteration = iteration
-        self.reason = reason
-        self.last_record = last_record
-        self.batch_indices = batch_indices
-        super().__init__(f"gradient descent diverged at iteration {iteration}: {reason} "
-                         f"(batch members {batch_indices})")
 
 
 # --------------------------------------------------------------------------------------------
