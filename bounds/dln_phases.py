@@ -10,8 +10,10 @@ definitions are the operational ones of ``docs/theory/deep_linear.md`` section 1
 * rebound ratio ``r_2 / r_1``;
 
 plus the late-phase slope of ``ln ||M P_perp||_2`` (D2 predicts ``ln rho_1``), the a-posteriori
-Phase-2 time ``T_D2`` as a certified integer, least-squares fits (ordinary and with per-group
-intercepts) and the talk's hidden constants ``C_tau, C_1, C_T, C_2`` solved from the O-forms.
+Phase-2 time ``T_D2`` as a certified integer, the run-length tests behind the phase definitions
+(is the Phase-1 minimum resolved, has ``r`` settled on its plateau, the least ``T`` with
+``rho^T <= 1e-6``), least-squares fits (ordinary and with per-group intercepts) and the talk's
+hidden constants ``C_tau, C_1, C_T, C_2`` solved from the O-forms.
 
 Records are taken on a schedule, so a "first time" computed here is the first *record* time at
 which the condition holds. With a record every step this is the definition itself; on a coarser
@@ -139,6 +141,29 @@ def phase_one_resolved(times, fit_error, flat_tol: float = PHASE1_FLAT_TOL) -> b
         return True
     i_half = int(np.flatnonzero(t <= half)[-1])
     return bool(r[i_half] <= (1.0 + flat_tol) * r[i_min])
+
+
+PLATEAU_WINDOW = 0.1
+"""[choice] Fraction of the run (at its end) over which the Phase-2 plateau must be flat."""
+
+PLATEAU_REL_TOL = 1e-3
+"""[choice] Largest relative spread ``max r / min r - 1`` of a converged plateau in that window."""
+
+
+def plateau_converged(times, fit_error, window: float = PLATEAU_WINDOW,
+                      rel_tol: float = PLATEAU_REL_TOL) -> bool:
+    """Whether ``r(t)`` has settled on its Phase-2 plateau at the end of the run.
+
+    ``rho^T`` small is necessary but not sufficient: a step beyond the local stability limit can
+    keep GD oscillating (edge of stability) with ``r`` far above the plateau. The run counts as
+    converged when ``max r / min r - 1 <= rel_tol`` over the last ``window`` of its time span.
+    """
+    t, r = _times_values(times, fit_error, "fit_error")
+    window = real("window", window, minimum=0.0, strict=True)
+    rel_tol = real("rel_tol", rel_tol, minimum=0.0)
+    sel = t >= t[-1] - window * (t[-1] - t[0])
+    lo = float(np.min(r[sel]))
+    return bool(lo > 0 and float(np.max(r[sel])) <= (1.0 + rel_tol) * lo)
 
 
 def phase_two_level(times, fit_error, horizon: int | None = None) -> float:

@@ -71,3 +71,17 @@ def test_progress_bar_only_after_delay():
     bar.update(1, "claim.a")
     bar.close()
     assert "1/2" in stream.getvalue() and "claim.a" in stream.getvalue()
+
+
+def test_json_report_survives_infinite_fit_window(tmp_path):
+    import math
+
+    from verification import report
+    from verification.engine import ExponentFit
+
+    fit = ExponentFit("one-sided", -0.5, -0.7, -0.3, 0.99, window=(-math.inf, -0.25))
+    out = report._check_json(fit)
+    assert out["window"] == ["-inf", -0.25]
+    path = tmp_path / "r.json"
+    report.write_json(str(path), {"fit": out})
+    assert json.loads(path.read_text())["fit"]["window"][0] == "-inf"

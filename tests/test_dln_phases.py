@@ -157,6 +157,18 @@ def test_first_passage_and_grid_helpers():
     assert math.isclose(ph.coefficient_of_variation([1.0, 2.0, 3.0]), 0.5)
 
 
+@given(level=st.floats(1e-3, 10.0), amp=st.floats(2e-3, 1.0), decay=st.floats(1e-4, 1e-2))
+def test_plateau_converged_tells_settling_from_oscillation(level, amp, decay):
+    t = np.arange(0, 4001, dtype=float)
+    settling = level * (1 + np.exp(-decay * t))
+    oscillating = level * (1 + amp * (1 + (-1.0) ** t))   # period-2 swing of relative size 2 amp
+    # Over the last 10% (t in [3600, 4000]) the settling curve has max/min =
+    # (1 + exp(-3600 decay)) / (1 + exp(-4000 decay)); the check must agree with that closed form.
+    expect = (1 + np.exp(-decay * 3600.0)) <= (1 + ph.PLATEAU_REL_TOL) * (1 + np.exp(-decay * 4000.0))
+    assert ph.plateau_converged(t, settling) == bool(expect)
+    assert not ph.plateau_converged(t, oscillating)
+
+
 def test_seed002_rate_check_on_a_geometric_curve():
     t = np.arange(0, 400, dtype=float)
     kappa = 1.5
@@ -223,7 +235,7 @@ def test_a_capped_phase2_run_is_vacuous_not_a_pass():
                              horizon="phase2", max_steps=300)
     res = claims.plateau_level_scaling.claim.check(sw)
     assert res.verdict is Verdict.VACUOUS
-    assert res.failed_hypotheses == ["rho_T_below_1e-06"]
+    assert "rho_T_below_1e-06" in res.failed_hypotheses
 
 
 def test_rebound_comparison_is_strict():

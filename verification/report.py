@@ -78,8 +78,9 @@ def _check_json(c: Comparison | ExponentFit) -> dict:
                 "bound": _finite(c.bound), "allowance": _finite(c.allowance),
                 "holds": c.holds, "margin": _finite(c.margin), "tightness": _finite(c.tightness),
                 "witness": _finite(c.witness)}
-    return {"type": "fit", "label": c.label, "exponent": c.exponent,
-            "ci95": [c.ci_low, c.ci_high], "r_squared": c.r_squared, "window": list(c.window),
+    return {"type": "fit", "label": c.label, "exponent": _finite(c.exponent),
+            "ci95": _finite([c.ci_low, c.ci_high]), "r_squared": _finite(c.r_squared),
+            "window": _finite(list(c.window)),
             "max_ci_width": _finite(c.max_ci_width), "holds": c.holds,
             "points": _finite(c.points)}
 
