@@ -136,3 +136,18 @@ def test_registry_ids_are_unique_and_prefixed():
         assert c.provenance and c.statement
     with pytest.raises(ValueError, match="registered twice"):
         engine.register(next(iter(registry.values())))
+
+
+def test_one_sided_window_needs_the_whole_interval_inside():
+    import math
+
+    # "the exponent is negative": a flat fit whose interval straddles 0 meets the window but
+    # shows nothing, so it must not hold; a significantly negative one does.
+    flat = ExponentFit("drift ~ d_w^a", 0.0, -0.3, 0.3, 0.99, window=(-math.inf, 0.0),
+                       max_ci_width=1.0)
+    assert not flat.holds and "not inside one-sided" in flat.failure
+    negative = dataclasses.replace(flat, exponent=-0.3, ci_low=-0.5, ci_high=-0.1)
+    assert negative.holds
+    # Two-sided windows keep the "meets" rule.
+    two_sided = dataclasses.replace(flat, window=(0.2, 0.4))
+    assert two_sided.holds

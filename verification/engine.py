@@ -120,10 +120,14 @@ class Comparison:
 class ExponentFit:
     """A fitted scaling exponent with its 95% confidence interval.
 
-    The fit holds when the interval meets ``window`` (the theoretical exponent, widened by the
-    finite-size allowance the claim states; a point window means the exponent itself must lie in
-    the interval), the interval is no wider than ``max_ci_width`` and ``r_squared`` reaches
-    ``min_r_squared``.
+    The fit holds when the interval is no wider than ``max_ci_width``, ``r_squared`` reaches
+    ``min_r_squared``, and the interval relates to ``window`` as follows:
+
+    * a two-sided window (the theoretical exponent, widened by the claim's finite-size
+      allowance; a point window means the exponent itself) must *meet* the interval;
+    * a one-sided window (an infinite end: "the exponent is below -0.25") must *contain* the
+      whole interval. Meeting would be satisfied by any interval reaching that way, so a flat
+      exponent with a wide interval could never fail.
     """
 
     label: str
@@ -137,18 +141,27 @@ class ExponentFit:
     points: dict = dataclasses.field(default_factory=dict)
 
     @property
-    def holds(self) -> bool:
+    def one_sided(self) -> bool:
+        return bool(math.isinf(self.window[0]) or math.isinf(self.window[1]))
+
+    def _window_ok(self) -> bool:
         lo, hi = self.window
-        meets = self.ci_high >= lo and self.ci_low <= hi
-        return bool(meets and (self.ci_high - self.ci_low) <= self.max_ci_width
+        if self.one_sided:
+            return bool(lo <= self.ci_low and self.ci_high <= hi)
+        return bool(self.ci_high >= lo and self.ci_low <= hi)
+
+    @property
+    def holds(self) -> bool:
+        return bool(self._window_ok() and (self.ci_high - self.ci_low) <= self.max_ci_width
                     and self.r_squared >= self.min_r_squared)
 
     @property
     def failure(self) -> str:
         if self.holds:
             return ""
-        if not (self.ci_high >= self.window[0] and self.ci_low <= self.window[1]):
-            return f"CI [{self.ci_low:.3g}, {self.ci_high:.3g}] misses window {self.window}"
+        if not self._window_ok():
+            how = "is not inside one-sided" if self.one_sided else "misses"
+            return f"CI [{self.ci_low:.3g}, {self.ci_high:.3g}] {how} window {self.window}"
         if self.ci_high - self.ci_low > self.max_ci_width:
             return f"CI width {self.ci_high - self.ci_low:.3g} > {self.max_ci_width:.3g}"
         return f"R^2 {self.r_squared:.3f} < {self.min_r_squared}"
