@@ -30,7 +30,6 @@ import dataclasses
 import functools
 import math
 import statistics
-import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -50,7 +49,6 @@ _TWO_PHASE = f"{REF}#two-phase-statements-seed-000-as-scaling-laws"
 _SEED002 = f"{REF}#seed-002-profile-constants-seed-002"
 _D2 = f"{REF}#d2-first-layer-off-subspace-decay"
 
-UNBOUNDED = sys.float_info.max
 """Open end of a one-sided exponent window (finite, so JSON reports stay valid)."""
 
 R2_DEFAULT = 0.95
@@ -427,6 +425,14 @@ def _require_rho_target(runs: Sequence[CellRun], ev: Evidence, sw: DLNSweepSpec,
         _failed(ev, "gd_converged_to_plateau")
 
 
+def _phase2_runs(sw: DLNSweepSpec) -> tuple[Evidence, list[CellRun]]:
+    """Run ``sw``; a fresh Evidence with the Phase-2 hypotheses judged, and the stable runs."""
+    ev = Evidence()
+    runs = _stable_runs(run_sweep(sw), ev, sw)
+    _require_rho_target(runs, ev, sw)
+    return ev, runs
+
+
 def _by_seed(runs: Sequence[CellRun]) -> dict[int, list[CellRun]]:
     out: dict[int, list[CellRun]] = {}
     for r in runs:
@@ -619,7 +625,7 @@ def _tau_vs_log_inv_lam(runs, sw) -> tuple[ExponentFit, dict]:
         profile = 1.0 / float(np.mean(np.log(L / np.array([r.spec.lam for r in rs]))))
         lf = ph.linear_fit(x, tau / tau.mean())
         fits.append(_fit_from_linear(lf, f"tau_theta affine in ln(1/lam), seed {seed}",
-                                     (0.0, UNBOUNDED), profile, 0.9, x, tau))
+                                     (0.0, math.inf), profile, 0.9, x, tau))
         per_seed[seed] = {"relative_slope": lf.slope, "slope_steps": lf.slope * tau.mean(),
                           "intercept_over_slope": lf.intercepts[0] / lf.slope if lf.slope else None,
                           "talk_profile_relative_slope": profile, "ln_L": math.log(L)}
@@ -681,7 +687,7 @@ def depth_accelerates_phase1(sw: DLNSweepSpec) -> Evidence:
     # threshold b = 0.25 to the profile value b = 1; R^2 >= 0.95 (class S default).
     fit, per_seed = _per_seed_fits(runs, lambda r: r.spec.L,
                                    lambda r: max(r.phase_one(sw.theta).tau, 1),
-                                   label="tau_theta ~ L^-b", window=(-UNBOUNDED, -0.25),
+                                   label="tau_theta ~ L^-b", window=(-math.inf, -0.25),
                                    max_ci_width=0.75)
     ev.fits.append(fit)
     ev.metrics["b_per_seed"] = {s: -e for s, e in per_seed.items()}
@@ -747,9 +753,7 @@ def _r2(run: CellRun) -> float:
        instances={"quick": [S2_P2["quick"]], "paper": [S2_P2["paper"]]},
        reference=_TWO_PHASE)
 def plateau_level_scaling(sw: DLNSweepSpec) -> Evidence:
-    ev = Evidence()
-    runs = _stable_runs(run_sweep(sw), ev, sw)
-    _require_rho_target(runs, ev, sw)
+    ev, runs = _phase2_runs(sw)
     if ev.failed_hypotheses:
         return ev
     gaps = {}
@@ -802,9 +806,7 @@ def _strictly_above_one() -> float:
        instances={"quick": REBOUND["quick"], "paper": REBOUND["paper"]},
        reference=_TWO_PHASE)
 def fit_error_rebound(sw: DLNSweepSpec) -> Evidence:
-    ev = Evidence()
-    runs = _stable_runs(run_sweep(sw), ev, sw)
-    _require_rho_target(runs, ev, sw)
+    ev, runs = _phase2_runs(sw)
     if ev.failed_hypotheses:
         return ev
     ratios: dict[str, list[float]] = {}
@@ -868,7 +870,7 @@ def phase2_time_scaling(sw: DLNSweepSpec) -> Evidence:
         y = T * neg_log_rho
         lf2 = ph.linear_fit(np.log(dw), y, groups=lam)
         dw_fits.append(_fit_from_linear(lf2, f"T_eps(-ln rho) vs ln d_w, seed {seed}",
-                                        (0.0, UNBOUNDED), sw.eps_C, 0.9, np.log(dw), y))
+                                        (0.0, math.inf), sw.eps_C, 0.9, np.log(dw), y))
         per_seed[seed] = {"lam_slope": lf.slope, "log_dw_slope": lf2.slope,
                           "log_dw_slope_over_C": lf2.slope / sw.eps_C if sw.eps_C else None}
         c_T[seed] = _through_origin(
@@ -1068,9 +1070,7 @@ def stepsize_stability_edge(sw: DLNSweepSpec) -> Evidence:
        instances={"quick": [S2_P2["quick"]], "paper": [S2_P2["paper"]]},
        reference=_TWO_PHASE)
 def distance_to_oracle_end_phase2(sw: DLNSweepSpec) -> Evidence:
-    ev = Evidence()
-    runs = _stable_runs(run_sweep(sw), ev, sw)
-    _require_rho_target(runs, ev, sw)
+    ev, runs = _phase2_runs(sw)
     if ev.failed_hypotheses:
         return ev
     ratio = {}
@@ -1091,7 +1091,7 @@ def distance_to_oracle_end_phase2(sw: DLNSweepSpec) -> Evidence:
     # allowance 0.15 used for r_2 (which dominates the distance through D4); width limit 0.3.
     fit, per_seed = _per_seed_fits(runs, lambda r: r.spec.lam,
                                    lambda r: float(r.traj["oracle_distance"][-1]),
-                                   label="||M(T) - XY^+||_2 ~ lam^a", window=(0.85, UNBOUNDED),
+                                   label="||M(T) - XY^+||_2 ~ lam^a", window=(0.85, math.inf),
                                    max_ci_width=0.3)
     ev.fits.append(fit)
     ev.metrics["distance_over_lam"] = ratio
@@ -1126,7 +1126,7 @@ def weight_drift_width_scaling(sw: DLNSweepSpec) -> Evidence:
             # is 0.5; R^2 >= 0.95 (class S default).
             lab = f"max drift of W_{ell + 1} ~ d_w^a" + (f" ({sw.axis2}={v2})" if sw.axis2 else "")
             fit, _ = _per_seed_fits(rs, lambda r: r.spec.d_w, drift, label=lab,
-                                    window=(-UNBOUNDED, 0.0), max_ci_width=0.5)
+                                    window=(-math.inf, 0.0), max_ci_width=0.5)
             ev.fits.append(fit)
             values[lab] = {_cell_name(r, sw): drift(r) for r in rs}
     ev.metrics["max_drift"] = values
