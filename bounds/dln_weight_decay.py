@@ -88,6 +88,15 @@ def pinv_rank(B: np.ndarray, rank: int) -> np.ndarray:
     return (Vt[:rank].T / S[:rank]) @ U[:, :rank].T
 
 
+def _operator_and_basis(A, R) -> tuple[np.ndarray, np.ndarray]:
+    """Validate an operator ``A`` (``m x d``) and a subspace basis ``R`` (``d x s``) that chain."""
+    A = as_matrix("A", A)
+    R = as_matrix("R", R)
+    if A.shape[1] != R.shape[0]:
+        raise ValueError(f"R: has {R.shape[0]} rows but A has {A.shape[1]} columns")
+    return A, R
+
+
 def check_subspace_instance(A: np.ndarray, R: np.ndarray, Z: np.ndarray | None = None) -> int:
     """Check the standing hypotheses (H1)-(H3) and return ``s``.
 
@@ -97,10 +106,7 @@ def check_subspace_instance(A: np.ndarray, R: np.ndarray, Z: np.ndarray | None =
         If ``R`` is not orthonormal, ``A R`` is rank-deficient, or ``Z`` is not of full row rank
         (at the numerical-rank guard :data:`RANK_GUARD`).
     """
-    A = as_matrix("A", A)
-    R = as_matrix("R", R)
-    if A.shape[1] != R.shape[0]:
-        raise ValueError(f"R: has {R.shape[0]} rows but A has {A.shape[1]} columns")
+    A, R = _operator_and_basis(A, R)
     s = R.shape[1]
     if np.linalg.norm(R.T @ R - np.eye(s)) > 1e3 * _EPS * s:
         raise ValueError("R: columns are not orthonormal (H1); take the Q factor of a thin QR")
@@ -171,10 +177,7 @@ def rip_delta(A: np.ndarray, R: np.ndarray, power: int = 2) -> float:
     """
     if power not in (1, 2):
         raise ValueError(f"power: must be 1 or 2, got {power!r}")
-    A = as_matrix("A", A)
-    R = as_matrix("R", R)
-    if A.shape[1] != R.shape[0]:
-        raise ValueError(f"R: has {R.shape[0]} rows but A has {A.shape[1]} columns")
+    A, R = _operator_and_basis(A, R)
     sv_r = singular_values(R)
     # The Q factor of a rank-deficient R spans more than range(R): the constant would be wrong.
     if sv_r[-1] <= RANK_GUARD * sv_r[0] or R.shape[1] > R.shape[0]:
@@ -568,10 +571,7 @@ def expected_test_mse(M: np.ndarray, A: np.ndarray, R: np.ndarray, sigma: float)
     (``||M P_Y||_F^2 + ||M P_perp||_F^2 = ||M||_F^2``.)
     """
     M = as_matrix("M", M)
-    A = as_matrix("A", A)
-    R = as_matrix("R", R)
-    if A.shape[1] != R.shape[0]:
-        raise ValueError(f"R: has {R.shape[0]} rows but A has {A.shape[1]} columns")
+    A, R = _operator_and_basis(A, R)
     if M.shape != (R.shape[0], A.shape[0]):
         raise ValueError(f"M: expected shape {(R.shape[0], A.shape[0])} (d x m), got {M.shape}")
     sigma = real("sigma", sigma, minimum=0.0)

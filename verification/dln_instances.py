@@ -195,6 +195,8 @@ WIDTH_AT_LEAST_RANK = Hypothesis("width_at_least_rank", "d_w >= s (the oracle is
                                  lambda sp: sp.L == 1 or sp.d_w >= sp.s)
 GAUSSIAN_INIT = Hypothesis("gaussian_init", "i.i.d. Gaussian initialization",
                            lambda sp: sp.init in ("lecun_normal", "kaiming_normal_relu"))
+DEPTH_AT_LEAST_2 = Hypothesis("depth_at_least_2", "L >= 2 (there is a pair of adjacent layers)",
+                              lambda sp: sp.L >= 2)
 WIDE_FIRST_LAYER = Hypothesis("width_at_least_m", "d_w >= m", lambda sp: sp.d_w >= sp.m)
 DEFAULT_INIT = Hypothesis("default_init", "default initialization (lecun_normal, scale 1)",
                           lambda sp: sp.init == "lecun_normal" and sp.init_scale == 1.0)

@@ -13,6 +13,7 @@ from bounds import dln_weight_decay as dlb
 from dynamics import deep_linear as dl
 from verification import tolerance as tol
 from verification.dln_instances import (
+    DEPTH_AT_LEAST_2,
     LAM_POSITIVE,
     LAM_ZERO,
     STANDARD_UPDATE,
@@ -263,7 +264,7 @@ def no_weight_decay_keeps_off_subspace(spec: DLNSpec) -> Evidence:
 
 @claim("dln.balancedness_recursion", provenance="[derived]", kind=Kind.IDENTITY,
        statement="D_l(t+1) = rho^2 D_l(t) + gamma^2 (G_{l+1}^T G_{l+1} - G_l G_l^T) (D3)",
-       hypotheses=[STANDARD_UPDATE],
+       hypotheses=[STANDARD_UPDATE, DEPTH_AT_LEAST_2],
        instances={"quick": [_BASE.replace(steps=40), _BASE.replace(steps=40, L=5, lam=0.0, seed=9)],
                   "paper": [_BASE.replace(steps=200, seed=i, L=2 + i % 5) for i in range(6)]},
        reference=f"{REF}#d3-balancedness-recursion")
@@ -289,9 +290,6 @@ def balancedness_recursion(spec: DLNSpec) -> Evidence:
             if worst is None or c[0] / c[1] > worst[0] / worst[1]:
                 worst = c
         W = Wn
-    if worst is None:
-        ev.failed_hypotheses.append("depth_at_least_2")
-        return ev
     ev.compare("D_l(t+1) - rho^2 D_l(t) - gamma^2 (...)", worst[0], worst[1], iteration=worst[2],
                layer=worst[3] + 1)
     ev.metrics["steps_checked"] = spec.steps
@@ -335,7 +333,7 @@ def stationary_points_encode_subspace(spec: DLNSpec) -> Evidence:
 
 @claim("dln.stationary_points_balanced", provenance="[derived]", kind=Kind.IDENTITY,
        statement="pointwise lam_bar D_l = W_{l+1}^T nabla_{l+1} - nabla_l W_l^T (D6-ii)",
-       hypotheses=[LAM_POSITIVE],
+       hypotheses=[LAM_POSITIVE, DEPTH_AT_LEAST_2],
        instances={"quick": [_BASE, _BASE.replace(seed=11, L=5, convention="pytorch_wd")],
                   "paper": [_BASE.replace(seed=i, L=2 + i % 5) for i in range(6)]},
        reference=f"{REF}#d6-stationary-points")
@@ -343,9 +341,6 @@ def stationary_points_balanced(spec: DLNSpec) -> Evidence:
     inst, points = _pointwise_points(spec)
     X, Y = inst.data.X, inst.data.Y
     ev = Evidence()
-    if spec.L < 2:
-        ev.failed_hypotheses.append("depth_at_least_2")
-        return ev
     for label, ws in points:
         nab = dl.gradient(ws, X, Y, lam=spec.lam, a=inst.a, c=inst.c)
         for ell in range(len(ws) - 1):
