@@ -138,6 +138,9 @@ def cmd_reproduce(args) -> int:
         mark = "ok " if f.holds else "BAD"
         print(f"  {mark} {f.label}: exponent {f.exponent:.4f} CI [{f.ci_low:.4f}, "
               f"{f.ci_high:.4f}] window {f.window} R^2 {f.r_squared:.3f}")
+    for p in res.evidence.probabilities:
+        mark = "ok " if p.holds else ("BAD" if p.refuted else "?? ")
+        print(f"  {mark} {p}")
     for k, v in res.evidence.metrics.items():
         print(f"  metric {k}: {v}")
     return 1 if res.verdict in (Verdict.VIOLATED, Verdict.ERROR) else 0

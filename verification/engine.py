@@ -7,7 +7,10 @@ tolerance), exponent fits of scaling laws, hypotheses that turned out to fail du
 reported metrics. The engine alone turns evidence into verdicts, so every claim of every family is
 judged by the same rules:
 
-* ``violated`` if any comparison or fit of any instance fails under the hypotheses;
+* ``violated`` if any comparison or fit of any instance fails under the hypotheses, or a
+  probability check is refuted (the whole confidence interval lies below the proven probability);
+* ``inconclusive`` if a probability check is neither confirmed nor refuted at its level (the
+  interval straddles the proven probability: more trials would decide it);
 * ``vacuous`` if every instance failed a hypothesis (the failing names are reported);
 * ``holds`` otherwise, with the margin and the tightness (observed / bound) of the tightest check.
 """
@@ -37,6 +40,7 @@ class Verdict(enum.StrEnum):
 
     HOLDS = "holds"
     VIOLATED = "violated"
+    INCONCLUSIVE = "inconclusive"
     VACUOUS = "vacuous"
     ERROR = "error"
 
@@ -168,11 +172,93 @@ class ExponentFit:
 
 
 @dataclasses.dataclass
+class ProbabilityCheck:
+    """A proven lower bound ``P[event] >= proven`` tested on ``trials`` independent seeds.
+
+    The exact two-sided Clopper-Pearson interval at ``level`` (callers pass a Bonferroni-adjusted
+    level when a claim tests several cells) decides:
+
+    * confirmed (``holds``) when the interval's lower end is at least ``proven``;
+    * refuted when its upper end is below ``proven`` (a violation of the theorem at that level);
+    * otherwise neither: the verdict is ``inconclusive`` and more trials would decide it.
+
+    A proven probability ``<= 0`` says nothing, so callers report such cells as vacuous instead.
+    """
+
+    label: str
+    successes: int
+    trials: int
+    proven: float
+    level: float = 0.99
+    witness: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.trials <= 0 or not 0 <= self.successes <= self.trials:
+            raise ValueError(f"successes, trials: need 0 <= successes <= trials > 0, got "
+                             f"{self.successes}, {self.trials}")
+        if not 0.0 < self.level < 1.0:
+            raise ValueError(f"level: must lie in (0, 1), got {self.level}")
+        self.successes, self.trials = int(self.successes), int(self.trials)
+        self.proven = float(self.proven)
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """The exact Clopper-Pearson interval for the success probability."""
+        from verification.stats import clopper_pearson  # stats imports this module
+
+        return clopper_pearson(self.successes, self.trials, self.level)
+
+    @property
+    def estimate(self) -> float:
+        return self.successes / self.trials
+
+    @property
+    def holds(self) -> bool:
+        return bool(self.interval[0] >= self.proven)
+
+    @property
+    def refuted(self) -> bool:
+        return bool(self.interval[1] < self.proven)
+
+    @property
+    def margin(self) -> float:
+        """``lower end - proven`` (negative unless confirmed)."""
+        return self.interval[0] - self.proven
+
+    @property
+    def failure(self) -> str:
+        lo, hi = self.interval
+        if self.holds:
+            return ""
+        how = "refutes" if self.refuted else "does not confirm"
+        return (f"{self.successes}/{self.trials}, {self.level:.0%} CI [{lo:.4g}, {hi:.4g}] {how} "
+                f"P >= {self.proven:.4g}")
+
+    def __str__(self) -> str:
+        lo, hi = self.interval
+        return (f"{self.label}: {self.successes}/{self.trials}, {self.level:.3g} CI "
+                f"[{lo:.4g}, {hi:.4g}] vs proven {self.proven:.4g}")
+
+
+def trials_to_confirm(proven: float, level: float = 0.99) -> int:
+    """Fewest trials whose all-success Clopper-Pearson lower end reaches ``proven``.
+
+    With ``x = n`` successes the lower end is ``(alpha/2)^(1/n)``, so ``n >= ln(alpha/2)/ln(proven)``.
+    A claim sizes its sample with this so that a bound that holds comfortably is confirmed rather
+    than reported inconclusive.
+    """
+    if not 0.0 < proven < 1.0:
+        raise ValueError(f"proven: must lie in (0, 1), got {proven}")
+    return max(1, math.ceil(math.log((1.0 - level) / 2.0) / math.log(proven)))
+
+
+@dataclasses.dataclass
 class Evidence:
     """What an evaluation found on one instance."""
 
     comparisons: list[Comparison] = dataclasses.field(default_factory=list)
     fits: list[ExponentFit] = dataclasses.field(default_factory=list)
+    probabilities: list[ProbabilityCheck] = dataclasses.field(default_factory=list)
     failed_hypotheses: list[str] = dataclasses.field(default_factory=list)
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -182,10 +268,18 @@ class Evidence:
         self.comparisons.append(c)
         return c
 
+    def probability(self, label: str, successes: int, trials: int, proven: float,
+                    level: float = 0.99, **witness) -> ProbabilityCheck:
+        """Append a probability check (see :class:`ProbabilityCheck`) and return it."""
+        p = ProbabilityCheck(label, successes, trials, proven, level, witness)
+        self.probabilities.append(p)
+        return p
+
     def extend(self, other: Evidence) -> Evidence:
         """Merge another evidence object into this one."""
         self.comparisons += other.comparisons
         self.fits += other.fits
+        self.probabilities += other.probabilities
         self.failed_hypotheses += other.failed_hypotheses
         self.metrics.update(other.metrics)
         return self
@@ -203,15 +297,21 @@ class InstanceResult:
     seconds: float
     error: str = ""
 
-    def worst(self) -> Comparison | ExponentFit | None:
+    def worst(self) -> Comparison | ExponentFit | ProbabilityCheck | None:
         """The failing check, or the tightest one if all pass."""
         failing = [c for c in self.evidence.comparisons if not c.holds]
         failing += [f for f in self.evidence.fits if not f.holds]
+        failing += [p for p in self.evidence.probabilities if p.refuted]
+        failing += [p for p in self.evidence.probabilities if not p.holds and not p.refuted]
         if failing:
             return failing[0]
         if self.evidence.comparisons:
             return max(self.evidence.comparisons, key=lambda c: c.tightness)
-        return self.evidence.fits[0] if self.evidence.fits else None
+        if self.evidence.fits:
+            return self.evidence.fits[0]
+        if self.evidence.probabilities:
+            return min(self.evidence.probabilities, key=lambda p: p.margin)
+        return None
 
 
 @dataclasses.dataclass
@@ -256,10 +356,17 @@ class ClaimResult:
             names += [n for n in r.failed_hypotheses if n not in names]
         return names
 
+    @property
+    def probabilities(self) -> list[ProbabilityCheck]:
+        return [p for r in self.instances for p in r.evidence.probabilities]
+
     def witness(self) -> InstanceResult | None:
-        """The first violated (or errored) instance."""
+        """The first violated (or errored, or inconclusive) instance."""
         for r in self.instances:
             if r.verdict in (Verdict.VIOLATED, Verdict.ERROR):
+                return r
+        for r in self.instances:
+            if r.verdict is Verdict.INCONCLUSIVE:
                 return r
         return None
 
@@ -326,10 +433,14 @@ class Claim:
             hyps[name] = False
         if ev.failed_hypotheses:
             verdict = Verdict.VACUOUS
-        elif all(c.holds for c in ev.comparisons) and all(f.holds for f in ev.fits):
-            verdict = Verdict.HOLDS if (ev.comparisons or ev.fits) else Verdict.ERROR
-        else:
+        elif not (all(c.holds for c in ev.comparisons) and all(f.holds for f in ev.fits)) \
+                or any(p.refuted for p in ev.probabilities):
             verdict = Verdict.VIOLATED
+        elif not all(p.holds for p in ev.probabilities):
+            verdict = Verdict.INCONCLUSIVE
+        else:
+            verdict = Verdict.HOLDS if (ev.comparisons or ev.fits or ev.probabilities) \
+                else Verdict.ERROR
         err = "" if verdict is not Verdict.ERROR else "evaluation produced no checks"
         return InstanceResult(instance, verdict, ev, list(ev.failed_hypotheses), hyps,
                               time.perf_counter() - t0, error=err)
@@ -349,6 +460,8 @@ class Claim:
             verdict = Verdict.ERROR
         elif Verdict.VIOLATED in verdicts:
             verdict = Verdict.VIOLATED
+        elif Verdict.INCONCLUSIVE in verdicts:
+            verdict = Verdict.INCONCLUSIVE
         elif verdicts <= {Verdict.VACUOUS}:
             verdict = Verdict.VACUOUS
         else:

@@ -12,7 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from verification.engine import ClaimResult, Comparison, ExponentFit, InstanceResult, Verdict
+from verification.engine import (
+    ClaimResult,
+    Comparison,
+    ExponentFit,
+    InstanceResult,
+    ProbabilityCheck,
+    Verdict,
+)
 
 SCHEMA_VERSION = 1
 
@@ -72,7 +79,13 @@ def _finite(x):
     return str(x)
 
 
-def _check_json(c: Comparison | ExponentFit) -> dict:
+def _check_json(c: Comparison | ExponentFit | ProbabilityCheck) -> dict:
+    if isinstance(c, ProbabilityCheck):
+        return {"type": "probability", "label": c.label, "successes": c.successes,
+                "trials": c.trials, "estimate": _finite(c.estimate), "level": _finite(c.level),
+                "interval": _finite(list(c.interval)), "proven": _finite(c.proven),
+                "holds": c.holds, "refuted": c.refuted, "margin": _finite(c.margin),
+                "witness": _finite(c.witness)}
     if isinstance(c, Comparison):
         return {"type": "comparison", "label": c.label, "observed": _finite(c.observed),
                 "bound": _finite(c.bound), "allowance": _finite(c.allowance),
@@ -110,6 +123,7 @@ def claim_json(result: ClaimResult) -> dict:
         "verdict": str(result.verdict), "margin": _finite(result.margin),
         "tightness": _finite(result.tightness),
         "fits": [_check_json(f) for f in result.fits],
+        "probabilities": [_check_json(p) for p in result.probabilities],
         "hypotheses": hyps, "failed_hypotheses": result.failed_hypotheses,
         "reproduce": reproduce_command(result, wit or (result.instances[0] if result.instances
                                                        else None)),
@@ -120,7 +134,8 @@ def claim_json(result: ClaimResult) -> dict:
         "reference": c.reference,
         "instances": [{"instance": repr(r.instance), "verdict": str(r.verdict),
                        "failed_hypotheses": r.failed_hypotheses, "error": r.error,
-                       "checks": [_check_json(x) for x in r.evidence.comparisons + r.evidence.fits],
+                       "checks": [_check_json(x) for x in r.evidence.comparisons
+                                  + r.evidence.fits + r.evidence.probabilities],
                        "metrics": _finite(r.evidence.metrics)} for r in result.instances],
     }
 
@@ -152,6 +167,11 @@ def _summary_cell(result: ClaimResult) -> str:
         return (wit.error if wit else "error")[:60]
     if result.verdict is Verdict.VACUOUS:
         return "failed: " + ", ".join(result.failed_hypotheses)
+    probs = result.probabilities
+    if probs and not result.fits and result.tightness is None:
+        p = min(probs, key=lambda q: q.margin)
+        lo, hi = p.interval
+        return f"P {p.estimate:.3f} [{lo:.3f},{hi:.3f}] vs {p.proven:.3g} ({len(probs)} cells)"
     fits = result.fits
     if fits:
         f = fits[0] if result.verdict is Verdict.HOLDS else next(x for x in fits if not x.holds)

@@ -8,8 +8,11 @@ needs the ``test`` extra (hypothesis).
 
 from __future__ import annotations
 
+import math
+
 from hypothesis import strategies as st
 
+from verification.dip_instances import DIPSpec
 from verification.dln_instances import DLNSpec
 
 
@@ -47,6 +50,43 @@ def dln_specs(draw, *, max_s: int = 3, max_L: int = 5, steps: tuple[int, int] = 
         update=draw(st.sampled_from(updates)),
         design=draw(st.sampled_from(designs)),
         z_log10_cond=draw(st.sampled_from([0.0, 0.0, 1.0, 2.5])),
+        steps=draw(st.integers(*steps)),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
+
+
+@st.composite
+def dip_specs(draw, *, max_n: int = 10, max_k: int = 4096, t_R: tuple[float, float] = (0.02, 0.98),
+              losses: tuple[str, ...] = ("mse", "power", "huber"),
+              activations: tuple[str, ...] = ("tanh", "sigmoid", "softplus"),
+              step_c: tuple[float, float] = (0.05, 1.0), steps: tuple[int, int] = (50, 400),
+              natural: bool = False, noise: tuple[float, float] | None = None,
+              min_k_factor: int = 1, m_range: tuple[float, float] = (0.5, 2.0),
+              target: str = "base") -> DIPSpec:
+    """Draw a :class:`~verification.dip_instances.DIPSpec` valid by construction (spec §10.5).
+
+    ``k = n 2^j`` with ``2^j >= min_k_factor`` (so ``k >= n``); ``m`` in ``[m_range[0] n, m_range[1] n]``
+    (at least 1); the certificate ratio ``t_R`` is imposed by constructing ``y`` (not filtered),
+    unless ``natural``. ``noise`` gives the range of ``noise_rel`` (default: noiseless).
+    """
+    n = draw(st.integers(2, max_n))
+    j_max = max(0, math.floor(math.log2(max_k / n)))
+    j_min = min(j_max, math.ceil(math.log2(min_k_factor)) if min_k_factor > 1 else 0)
+    k = n * 2 ** draw(st.integers(j_min, j_max))
+    m = draw(st.integers(max(1, math.ceil(m_range[0] * n)), max(1, int(m_range[1] * n))))
+    loss = draw(st.sampled_from(losses))
+    return DIPSpec(
+        n=n, m=m, k=k, d=draw(st.integers(1, 6)),
+        activation=draw(st.sampled_from(activations)),
+        v_law=draw(st.sampled_from(("rademacher", "uniform"))),
+        cond=draw(st.floats(1.0, 10.0)),
+        loss=loss,
+        p=draw(st.floats(2.0, 6.0)) if loss == "power" else 3.0,
+        huber_rel=draw(st.floats(-2, 1).map(lambda e: 10.0**e)) if loss == "huber" else 0.1,
+        t_R=None if natural else draw(st.floats(*t_R)),
+        target=target,
+        noise_rel=0.0 if noise is None else draw(st.floats(*noise)),
+        step_c=draw(st.floats(*step_c)),
         steps=draw(st.integers(*steps)),
         seed=draw(st.integers(0, 2**31 - 1)),
     )
