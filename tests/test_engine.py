@@ -151,3 +151,47 @@ def test_one_sided_window_needs_the_whole_interval_inside():
     # Two-sided windows keep the "meets" rule.
     two_sided = dataclasses.replace(flat, window=(0.2, 0.4))
     assert two_sided.holds
+
+
+def test_probability_check_confirms_refutes_or_is_inconclusive():
+    # 300/300 at 99%: lower end (0.005)^(1/300) = 0.98250 -> confirms 0.98, not 0.99.
+    ok = engine.ProbabilityCheck("p", 300, 300, proven=0.98)
+    assert ok.holds and not ok.refuted
+    assert ok.interval[0] == pytest.approx(0.005 ** (1 / 300), rel=1e-12)
+    unsure = engine.ProbabilityCheck("p", 300, 300, proven=0.99)
+    assert not unsure.holds and not unsure.refuted and "does not confirm" in unsure.failure
+    # 80/100 has 99% upper end ~0.88 < 0.9: the bound is refuted.
+    bad = engine.ProbabilityCheck("p", 80, 100, proven=0.9)
+    assert bad.refuted and not bad.holds and "refutes" in bad.failure
+    with pytest.raises(ValueError, match="successes, trials"):
+        engine.ProbabilityCheck("p", 5, 3, proven=0.5)
+    with pytest.raises(ValueError, match="level"):
+        engine.ProbabilityCheck("p", 1, 3, proven=0.5, level=1.0)
+
+
+def test_trials_to_confirm_is_the_smallest_sufficient_sample():
+    for proven in (0.5, 0.9, 0.99):
+        n = engine.trials_to_confirm(proven)
+        assert engine.ProbabilityCheck("p", n, n, proven).holds
+        assert not engine.ProbabilityCheck("p", n - 1, n - 1, proven).holds
+    with pytest.raises(ValueError, match="proven"):
+        engine.trials_to_confirm(1.0)
+
+
+def test_probability_verdicts_through_the_engine():
+    def ev(spec):
+        e = Evidence()
+        e.probability("event", int(spec.value), 100, proven=0.9)
+        return e
+
+    verdicts = {v: _claim(ev).check(ToySpec(value=v)).verdict for v in (100, 93, 80)}
+    assert verdicts == {100: Verdict.HOLDS, 93: Verdict.INCONCLUSIVE, 80: Verdict.VIOLATED}
+    res = _claim(ev, specs=(ToySpec(value=100), ToySpec(value=93))).run()
+    assert res.verdict is Verdict.INCONCLUSIVE and res.witness().instance.value == 93
+    # A refuted cell wins over a passing comparison.
+    def mixed(spec):
+        e = ev(spec)
+        e.compare("fine", 0.0, 1.0)
+        return e
+
+    assert _claim(mixed).check(ToySpec(value=80)).verdict is Verdict.VIOLATED
