@@ -583,6 +583,9 @@ class _Recorder:
         return row
 
     def stacked(self) -> dict[str, np.ndarray]:
+        # An empty schedule (record_at=[]) records nothing: no keys rather than an IndexError.
+        if not self.rows:
+            return {}
         return {k: np.stack([r[k] for r in self.rows]) for k in self.rows[0]}
 
 
@@ -593,6 +596,12 @@ def _check_problem(X, Y, weights0):
                for i, W in enumerate(weights0)]
     weights, X, Y = _check_problem_pure(weights, X, Y, name="weights0")
     return X, Y, weights
+
+
+def _fro_last2(M: np.ndarray) -> np.ndarray | float:
+    """Frobenius norm over the last two axes (a rounding scale, not an iterate); ``einsum`` makes
+    one pass where ``linalg.norm(axis=(-2, -1))`` makes several (6.5 vs 15 us for 64 x 32 x 10)."""
+    return np.sqrt(np.einsum("...ij,...ij->...", M, M))
 
 
 def run_gd(X, Y, weights0: Sequence[np.ndarray], *, eta, steps: int, lam=0.0, a=1.0, c=1.0,
@@ -678,7 +687,14 @@ def run_gd(X, Y, weights0: Sequence[np.ndarray], *, eta, steps: int, lam=0.0, a=
     # One preallocated buffer per layer for gamma_l G_l: allocating d_w x d_w temporaries every
     # step page-faults in a fresh process (measured 11.3 ms vs 2.2 ms per Figure-1 step).
     bufs = [np.empty_like(W) for W in weights]
-    w1_norm = np.linalg.norm(weights[0], axis=(-2, -1))
+    # Per-instance shrink factors rho_l of a batch, broadcast once to the weights' shape: numpy's
+    # stride-0 broadcast of a (B, 1, 1) factor runs ~2x slower than a contiguous operand
+    # (measured 32 vs 15 us for 64 x 32 x 32), and this multiply is a full pass over the weights
+    # every step. The products are the same scalar multiplications, so the iterates are bitwise
+    # unchanged; the cost is one weights-sized array per layer (still O(parameters)).
+    shrink = [np.ascontiguousarray(np.broadcast_to(r, W.shape)) if np.ndim(r) else r
+              for r, W in zip(rhos, weights, strict=True)]
+    w1_norm = _fro_last2(weights[0])
     for t in range(steps + 1):
         H = [Yr]
         for W in weights:
@@ -703,18 +719,19 @@ def run_gd(X, Y, weights0: Sequence[np.ndarray], *, eta, steps: int, lam=0.0, a=
         # has been formed from it, so every layer still steps from the time-t values. The step
         # gamma_l is applied to the thin backpropagated signal (r columns), not to the d x d
         # gradient.
+        # The thin factor H_l^T is made contiguous (an r x d_l copy) because stacked matmuls of a
+        # transposed view take a slower path (measured 34 vs 18 us for 64 x (32x2)(2x32)).
         B = E
         for ell in range(len(weights) - 1, -1, -1):
-            np.matmul(gammas[ell] * B, _t(H[ell]), out=bufs[ell])
+            np.matmul(gammas[ell] * B, np.ascontiguousarray(_t(H[ell])), out=bufs[ell])
             if ell:
                 B = _t(weights[ell]) @ B
-            weights[ell] *= rhos[ell]
+            weights[ell] *= shrink[ell]
             weights[ell] -= bufs[ell]
         # Rounding scale of D2 (class U): accumulates ||W_1|| + gamma ||B_1|| ||Y|| of time t,
         # carried forward by |rho_1| (rho_1 < 0 when eta lam_bar > 1).
-        d2_scale = np.abs(rho1) * d2_scale + (w1_norm
-                                              + gamma1 * np.linalg.norm(B, axis=(-2, -1)) * y_norm)
-        w1_norm = np.linalg.norm(weights[0], axis=(-2, -1))
+        d2_scale = np.abs(rho1) * d2_scale + (w1_norm + gamma1 * _fro_last2(B) * y_norm)
+        w1_norm = _fro_last2(weights[0])
         if progress is not None and t % every == 0:
             progress(t, steps)
     return Trajectory(times=schedule.astype(float), records=recorder.stacked(), weights=weights,
