@@ -259,10 +259,16 @@ def Phi(M: np.ndarray, X: np.ndarray, Y: np.ndarray, mu: float, p: float, s: int
 
 def reduced_objective(K: np.ndarray, K0: np.ndarray, S_Y: np.ndarray, mu: float, p: float,
                       a: float = 1.0) -> float:
-    """``a/2 ||(K - K_0) S_Y||_F^2 + mu sum_i sigma_i(K)^p`` (the exact ``s x s`` reduction of Phi)."""
+    """``a/2 ||(K - K_0) S_Y||_F^2 + mu sum_i sigma_i(K)^p`` (the exact ``s x s`` reduction of Phi).
+
+    As in :func:`Phi` with ``s=None``, only singular values above the numerical-rank threshold
+    ``s eps sigma_1`` count: a zero-branch singular value reconstructed as ~1e-16 would add
+    ``(1e-16)^(2/5) ~ 4e-7`` to the penalty for ``L = 5``, far above rounding.
+    """
     K = as_matrix("K", K)
     D = (K - as_matrix("K0", K0)) * np.asarray(S_Y, dtype=float)[None, :]
     sv = np.linalg.svd(K, compute_uv=False)
+    sv = sv[sv > max(K.shape) * _EPS * sv[0]] if sv[0] > 0 else sv[:0]
     return 0.5 * a * float(np.sum(D * D)) + real("mu", mu, minimum=0.0) * float(np.sum(sv**p))
 
 

@@ -694,11 +694,26 @@ def run_gd(X, Y, weights0: Sequence[np.ndarray], *, eta, steps: int, lam=0.0, a=
     # unchanged; the cost is one weights-sized array per layer (still O(parameters)).
     shrink = [np.ascontiguousarray(np.broadcast_to(r, W.shape)) if np.ndim(r) else r
               for r, W in zip(rhos, weights, strict=True)]
+    # Deferred shrink (batches only): with every |rho_l| >= 1/2 the loop stores W_l = s_l What_l
+    # with the running product s_l = rho_l^t, so the decay costs a multiply of the thin signals
+    # instead of a pass over the weights each step (17% of a batched small step; a single
+    # instance would pay more in extra numpy calls than it saves). The running product
+    # carries a relative error <= t u, which the D2 rounding scale below already covers (it
+    # accumulates t |rho_1|^t ||W_1(0)|| among its terms); What_l is folded back into W_l before
+    # s_l leaves [2^-400, 2^400], and whenever the weights themselves are needed.
+    deferred = X.ndim == 3 and all(np.all(np.abs(r) >= 0.5) for r in rhos)
+    scales = [np.ones_like(r) if np.ndim(r) else 1.0 for r in rhos]
+
+    def actual() -> list[np.ndarray]:
+        return [W * s for W, s in zip(weights, scales, strict=True)] if deferred else weights
+
     w1_norm = _fro_last2(weights[0])
     for t in range(steps + 1):
         H = [Yr]
-        for W in weights:
+        for W, s_l in zip(weights, scales, strict=True):
             H.append(W @ H[-1])
+            if deferred:
+                H[-1] *= s_l
         E = H[-1] - Xr
         fit = np.sqrt(np.sum(E * E, axis=(-2, -1)))
         if r0 is None:
@@ -710,9 +725,9 @@ def run_gd(X, Y, weights0: Sequence[np.ndarray], *, eta, steps: int, lam=0.0, a=
                       f"fit error exceeded {divergence_factor:g} x its initial value")
             raise DivergenceError(t, reason, last_row, np.flatnonzero(np.atleast_1d(bad)).tolist())
         if t in record_set:
-            last_row = recorder.record(weights, t, d2_scale)
+            last_row = recorder.record(actual(), t, d2_scale)
         if t in keep:
-            snapshots[t] = [W.copy() for W in weights]
+            snapshots[t] = [W.copy() for W in actual()]
         if t == steps:
             break
         # Backward pass fused with the update: W_l is overwritten only after B_{l-1} = W_l^T B_l
@@ -723,18 +738,31 @@ def run_gd(X, Y, weights0: Sequence[np.ndarray], *, eta, steps: int, lam=0.0, a=
         # transposed view take a slower path (measured 34 vs 18 us for 64 x (32x2)(2x32)).
         B = E
         for ell in range(len(weights) - 1, -1, -1):
-            np.matmul(gammas[ell] * B, np.ascontiguousarray(_t(H[ell])), out=bufs[ell])
-            if ell:
-                B = _t(weights[ell]) @ B
-            weights[ell] *= shrink[ell]
-            weights[ell] -= bufs[ell]
+            if deferred:
+                s_new = scales[ell] * rhos[ell]
+                np.matmul((gammas[ell] / s_new) * B, np.ascontiguousarray(_t(H[ell])),
+                          out=bufs[ell])
+                if ell:
+                    B = scales[ell] * (_t(weights[ell]) @ B)
+                weights[ell] -= bufs[ell]
+                scales[ell] = s_new
+                if np.any(np.abs(s_new) < 2.0**-400) or np.any(np.abs(s_new) > 2.0**400):
+                    weights[ell] *= s_new
+                    scales[ell] = np.ones_like(s_new) if np.ndim(s_new) else 1.0
+            else:
+                np.matmul(gammas[ell] * B, np.ascontiguousarray(_t(H[ell])), out=bufs[ell])
+                if ell:
+                    B = _t(weights[ell]) @ B
+                weights[ell] *= shrink[ell]
+                weights[ell] -= bufs[ell]
         # Rounding scale of D2 (class U): accumulates ||W_1|| + gamma ||B_1|| ||Y|| of time t,
         # carried forward by |rho_1| (rho_1 < 0 when eta lam_bar > 1).
         d2_scale = np.abs(rho1) * d2_scale + (w1_norm + gamma1 * _fro_last2(B) * y_norm)
-        w1_norm = _fro_last2(weights[0])
+        w1_norm = _fro_last2(weights[0]) * np.abs(np.squeeze(scales[0])) if deferred \
+            else _fro_last2(weights[0])
         if progress is not None and t % every == 0:
             progress(t, steps)
-    return Trajectory(times=schedule.astype(float), records=recorder.stacked(), weights=weights,
+    return Trajectory(times=schedule.astype(float), records=recorder.stacked(), weights=actual(),
                       snapshots=snapshots, reduction=V)
 
 
