@@ -231,9 +231,10 @@ def materialize(spec: DIPSpec) -> DIPCase:
     J_max = dipb.jacobian_norm_bound(base.u, base.V, consts.B1)
     K0 = dip.gram(base)
     M0_eig = np.linalg.eigvalsh(A @ K0 @ A.T)[::-1]
-    s0 = float(math.sqrt(max(M0_eig[rank_A - 1], 0.0))) if spec.k >= rank_A else 0.0
-    if s0 <= M0_eig[0] * dip.SIGMA_FLOOR_RATIO:
-        s0 = 0.0
+    # The same eigenvalue floor as sigma_min (spec §10.3): lambda_{r_A} < 1e-12 lambda_max is
+    # rounding, not a positive s_0^2.
+    lam_rA = M0_eig[rank_A - 1] if spec.k >= rank_A else 0.0
+    s0 = float(math.sqrt(lam_rA)) if lam_rA >= dip.SIGMA_FLOOR_RATIO * M0_eig[0] else 0.0
     z_star = None
     if spec.t_R is not None:
         if spec.target == "base" and sigma0 > 0 and math.isfinite(L_J):
