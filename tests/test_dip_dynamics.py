@@ -206,8 +206,12 @@ def test_dip__golden_flow_and_gd_path_lengths():
     loss = dip.make_loss("mse")
     flow = dip.run_flow(inst, loss, 400.0)
     ell = flow.records["path_length"]
-    assert np.all(np.diff(ell) >= -1e-12)
-    assert np.all(flow.records["drift"] <= ell + 1e-12)
+    # The records are read off the solver's dense interpolant, so the monotone path length may
+    # dip by the global integration error: a hundred times the local tolerance rtol |l| + atol
+    # (1e-10, 1e-12) covers the accumulation over the run.
+    solver_err = 100 * (1e-10 * ell[-1] + 1e-12)
+    assert np.all(np.diff(ell) >= -solver_err)
+    assert np.all(flow.records["drift"] <= ell + solver_err)
     # pilot 0.02077 < ell_star = 0.0243545878120 (spec §10.7)
     assert ell[-1] < 0.0243545878120
     assert abs(ell[-1] - 0.02077) < 5e-5

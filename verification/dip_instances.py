@@ -65,7 +65,10 @@ class DIPSpec:
     p, huber_rel : float
         Loss parameters.
     t_R : float or None
-        Constructed certificate ratio (see the module docstring); ``None`` for natural data.
+        Constructed certificate ratio (see the module docstring); ``None`` for natural data. The
+        default 0.4 leaves room for the default GD step: ``gamma = 1/L_nabla`` gives
+        ``R'_gamma = 2 R'``, so ``t_R = 0.5`` would put ``R'_gamma = R`` on the boundary, decided
+        by rounding.
     target : str
         Which ratio ``t_R`` fixes: ``base`` (``R'/R``) or ``obs`` (``R'_A/R_A``, Theorem GF-obs).
     signal : str
@@ -94,7 +97,7 @@ class DIPSpec:
     loss: str = "mse"
     p: float = 3.0
     huber_rel: float = 0.1
-    t_R: float | None = 0.5
+    t_R: float | None = 0.4
     target: str = "base"
     signal: str = "sphere"
     noise_rel: float = 0.0
@@ -326,7 +329,7 @@ def flow_horizon(case: DIPCase) -> float:
 
 @functools.lru_cache(maxsize=64)
 def flow(spec: DIPSpec, *, rtol: float = 1e-10, atol: float = 1e-12,
-         method: str = "LSODA") -> dip.Trajectory:
+         method: str = "DOP853") -> dip.Trajectory:
     """Gradient flow of ``spec`` to :func:`flow_horizon` (cached; do not mutate the result)."""
     case = materialize(spec)
     try:
