@@ -85,7 +85,8 @@ def gauss_hermite_constants(name: str, n_nodes: int = 200) -> tuple[float, float
     return math.sqrt(float(w @ act.phi(x) ** 2)), math.sqrt(float(w @ act.dphi(x) ** 2))
 
 
-def _mp_phi(ctx, name):
+def mp_activation(ctx, name: str):
+    """``(phi, phi')`` as functions on numbers of the mpmath context ``ctx`` (for oracle checks)."""
     if name == "sigmoid":
         phi = lambda x: 1 / (1 + ctx.exp(-x))  # noqa: E731
         return phi, lambda x: phi(x) * (1 - phi(x))
@@ -101,7 +102,7 @@ def mp_activation_constants(name: str, dps: int = 50) -> tuple:
     choice("name", name, ACTIVATION_NAMES)
     ctx = mpmath.MPContext()
     ctx.dps = positive_int("dps", dps, minimum=15)
-    phi, dphi = _mp_phi(ctx, name)
+    phi, dphi = mp_activation(ctx, name)
     norm = ctx.sqrt(2 * ctx.pi)
 
     def mean(fn):
@@ -371,12 +372,17 @@ def lojasiewicz_rate(t, L0: float, kappa: float, c: float, alpha: float):
     c2a2 = c * c * alpha * alpha
     if alpha == 0.5:
         out = L0 * np.exp(-4.0 * kappa * t / (c * c))
-    elif alpha < 0.5:
-        e = 1.0 - 2.0 * alpha
-        out = (L0 ** (-e) + e * kappa * t / c2a2) ** (-1.0 / e)
     else:
-        e = 2.0 * alpha - 1.0
-        out = np.maximum(L0 ** e - e * kappa * t / c2a2, 0.0) ** (1.0 / e)
+        # (L0^-e + e kappa t/(c alpha)^2)^(-1/e) = L0 (1 + x)^(-1/e), and the alpha > 1/2 branch
+        # likewise with 1 - x: forming the power of the sum amplifies its rounding by 1/e, which
+        # near alpha = 1/2 (e -> 0) exceeds 1e-12; log1p keeps the error O(u) uniformly in e.
+        e = abs(1.0 - 2.0 * alpha)
+        if alpha < 0.5:
+            out = L0 * np.exp(-np.log1p(e * kappa * t * L0 ** e / c2a2) / e)
+        else:
+            x = e * kappa * t * L0 ** (-e) / c2a2
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out = np.where(x < 1.0, L0 * np.exp(np.log1p(-np.minimum(x, 1.0)) / e), 0.0)
     return float(out) if out.ndim == 0 else out
 
 
@@ -406,10 +412,14 @@ def residual_bound(t, r0: float, kappa: float, *, loss: str = "mse", p: float = 
         out = np.exp(-kappa * t) * r0
     elif loss == "power":
         p = real("p", p, minimum=1.0, strict=True)
+        # r0 (1 +- x)^(+-1/|p-2|) through log1p, for the same reason as in lojasiewicz_rate.
+        e = abs(p - 2.0)
+        x = e * kappa * t * r0 ** (p - 2.0) if r0 > 0 else np.zeros_like(t)
         if p > 2.0:
-            out = (r0 ** (2.0 - p) + (p - 2.0) * kappa * t) ** (-1.0 / (p - 2.0))
+            out = r0 * np.exp(-np.log1p(x) / e)
         else:
-            out = np.maximum(r0 ** (2.0 - p) - (2.0 - p) * kappa * t, 0.0) ** (1.0 / (2.0 - p))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out = np.where(x < 1.0, r0 * np.exp(np.log1p(-np.minimum(x, 1.0)) / e), 0.0)
     else:
         dH = real("delta", delta, minimum=0.0, strict=True)
         if r0 <= dH:
