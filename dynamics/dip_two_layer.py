@@ -743,12 +743,13 @@ def _stack(instances: Sequence[DIPInstance]):
             for name in ("u", "V", "A", "y", "x_bar")} | {"z0": np.stack([inst.z0 for inst in instances])}
 
 
-def run_gd_batch(instances: Sequence[DIPInstance], loss: RadialLoss, gamma: float, n_steps: int, *,
+def run_gd_batch(instances: Sequence[DIPInstance], loss: RadialLoss, gamma, n_steps: int, *,
                  record_every: int = 1, divergence_factor: float = 1e6) -> Trajectory:
     """:func:`run_gd` (``z``-space) for a batch of instances sharing ``(n, m, k, d, activation)``.
 
     The batch advances with one set of batched products per step. Records have shape
-    ``(n_records, B)`` and ``Trajectory.z`` has shape ``(B, k)``.
+    ``(n_records, B)`` and ``Trajectory.z`` has shape ``(B, k)``. ``gamma`` is one step for the
+    whole batch or one per member (shape ``(B,)``, e.g. each member's ``1/L_nabla``).
 
     Raises
     ------
@@ -757,7 +758,13 @@ def run_gd_batch(instances: Sequence[DIPInstance], loss: RadialLoss, gamma: floa
     DivergenceError
         With the indices of every diverged member.
     """
-    gamma = real("gamma", gamma, minimum=0.0, strict=True)
+    if np.ndim(gamma) == 0:
+        gamma = real("gamma", gamma, minimum=0.0, strict=True)
+    else:
+        gamma = np.asarray(gamma, dtype=np.float64)
+        if gamma.shape != (len(instances),) or not np.all(np.isfinite(gamma)) or np.any(gamma <= 0):
+            raise ValueError(f"gamma: need a positive finite step or one per instance, shape "
+                             f"({len(instances)},), got {gamma!r}")
     n_steps = positive_int("n_steps", n_steps, minimum=0)
     record_every = positive_int("record_every", record_every)
     divergence_factor = real("divergence_factor", divergence_factor, minimum=1.0, strict=True)

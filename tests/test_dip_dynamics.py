@@ -329,6 +329,14 @@ def test_dip__batched_gd_equals_single_runs():
             np.testing.assert_allclose(batch.records[name][:, i], single.records[name], rtol=1e-10, atol=tol)
     with pytest.raises(ValueError, match="instances"):
         dip.run_gd_batch([insts[0], dip.make_instance(4, 3, 8, 2, 0)], loss, 0.3, 5)
+    # One step per member: each equals its own single run.
+    steps = np.array([0.1, 0.2, 0.3, 0.15])
+    per = dip.run_gd_batch(insts, loss, steps, 40, record_every=40)
+    for i, inst in enumerate(insts):
+        single = dip.run_gd(inst, loss, float(steps[i]), 40, record_every=40)
+        assert np.linalg.norm(per.z[i] - single.z) <= 40 * 100 * EPS * max(1.0, np.linalg.norm(inst.z0))
+    with pytest.raises(ValueError, match="gamma"):
+        dip.run_gd_batch(insts, loss, steps[:2], 5)
     with pytest.raises(dip.DivergenceError) as info:
         dip.run_gd_batch(insts, dip.make_loss("mse"), 1e8, 5)
     assert info.value.batch_indices and set(info.value.last_record) == set(dip.RECORD_NAMES)
