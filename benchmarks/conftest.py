@@ -9,8 +9,15 @@ named on the command line (pytest collects initial paths itself, whatever their 
 from __future__ import annotations
 
 import fnmatch
+import os
 
-import pytest
+# Pin BLAS threads before any benchmark module imports numpy (as tests/conftest.py does): on a loaded
+# 2-core machine a multi-threaded OpenBLAS made small products 20-70x slower, which would be measured
+# as the code's speed.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import pytest  # noqa: E402  (after the thread pins; pytest plugins may import numpy)
 
 
 def pytest_collect_file(file_path, parent):

@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("instance", help="the instance repr printed by verify, e.g. \"DLNSpec(d=40)\"")
     r.set_defaults(func=cmd_reproduce)
     f = sub.add_parser("figures", help="draw a family's figures (needs matplotlib)")
-    f.add_argument("family", choices=["dln", "dip"])
+    f.add_argument("family", choices=["dln", "dip", "jpo"])
     f.add_argument("--out", required=True, metavar="DIR")
     f.add_argument("--profile", choices=engine.PROFILES, default="quick")
     f.add_argument("--seed", type=int, default=0)
