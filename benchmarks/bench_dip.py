@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 
 import numpy as np
 import pytest
+from _timing import interleaved_best
 
 from bounds import dip_two_layer as dipb
 from dynamics import dip_two_layer as dip
@@ -56,20 +56,6 @@ FLOW_METHODS = ("LSODA", "DOP853")
 ``DOP853`` is spec §10.2's method."""
 
 
-def _interleaved_best(fns, repeats: int) -> list[float]:
-    """Minimum wall time of each function over ``repeats`` interleaved rounds.
-
-    Alternating the calls exposes all of them to the same background load, so their ratio is far
-    less noisy on a shared machine than times measured one after the other; the minimum is the
-    least-disturbed sample.
-    """
-    best = [np.inf] * len(fns)
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
-    return [float(b) for b in best]
 
 
 # --------------------------------------------------------------------------------------------
@@ -112,7 +98,7 @@ def test_gd_step_z_large(benchmark):
     benchmark(dip.gd_step_z, inst, loss, inst.z0, gamma)
     _check_z_step_matches_w_step(inst, loss, gamma)
     if benchmark.enabled:
-        t_z, t_w = _interleaved_best([lambda: dip.gd_step_z(inst, loss, inst.z0, gamma),
+        t_z, t_w = interleaved_best([lambda: dip.gd_step_z(inst, loss, inst.z0, gamma),
                                       lambda: dip.gd_step(inst, loss, inst.W0, gamma)], 50)
         benchmark.extra_info["z_step_ms"] = t_z * 1e3
         benchmark.extra_info["W_step_ms"] = t_w * 1e3
@@ -177,7 +163,7 @@ def test_batched_64_small(benchmark):
     benchmark.extra_info.update({"instances": BATCH, "steps": BATCH_STEPS, "spec": repr(SMALL)})
     batched = benchmark(_run_batched)
     if benchmark.enabled:
-        t_batched, t_loop = _interleaved_best(
+        t_batched, t_loop = interleaved_best(
             [_run_batched, lambda: _OUTPUTS.__setitem__("loop", _run_loop())], 3)
         benchmark.extra_info["batched_s"] = t_batched
         benchmark.extra_info["loop_s"] = t_loop

@@ -15,10 +15,10 @@ least 10x faster than looping over them.
 from __future__ import annotations
 
 import functools
-import time
 
 import numpy as np
 import pytest
+from _timing import interleaved_best
 
 from dynamics import deep_linear as dl
 from verification import tolerance as tol
@@ -33,20 +33,6 @@ BATCH_STEPS = 200
 TARGET_SPEEDUP = 10.0
 
 
-def _interleaved_best(fns, repeats: int) -> list[float]:
-    """Minimum wall time of each function over ``repeats`` interleaved rounds.
-
-    Alternating the calls exposes all of them to the same background load, so their ratio is far
-    less noisy on a shared machine than times measured one after the other; the minimum is the
-    least-disturbed sample.
-    """
-    best = [np.inf] * len(fns)
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
-    return [float(b) for b in best]
 
 
 @functools.lru_cache(maxsize=4)
@@ -132,7 +118,7 @@ def test_gd_step_fig1_preallocated(benchmark):
             for _ in range(20):
                 fn()
             faults[name] = (_minor_faults() - f0) / 20
-        t_old, t_new = _interleaved_best(
+        t_old, t_new = interleaved_best(
             [lambda: gd_step_inplace(ref, X, Y, rhos, gammas),
              lambda: gd_step_preallocated(new, X, Y, rhos, gammas, bufs)], 30)
         benchmark.extra_info["minor_page_faults_per_step"] = faults
@@ -164,16 +150,16 @@ def test_gd_step_fig1(benchmark, n, reduce):
     assert all(np.all(np.isfinite(W)) for W in weights)
 
     if benchmark.enabled and reduce:
-        # Ratios from interleaved timings of the same step functions (see _interleaved_best).
+        # Ratios from interleaved timings of the same step functions (see _timing.interleaved_best).
         _, unreduced = _step_callable(n, False)
         _, reduced = _step_callable(n, True)
-        t_red, t_unred = _interleaved_best([reduced, unreduced], 5 if n >= 1000 else 20)
+        t_red, t_unred = interleaved_best([reduced, unreduced], 5 if n >= 1000 else 20)
         benchmark.extra_info["reduced_step_s"] = t_red
         benchmark.extra_info["unreduced_step_s"] = t_unred
         benchmark.extra_info["speedup_reduced_vs_unreduced"] = t_unred / t_red
         if n != 100:
             _, at_100 = _step_callable(100, True)
-            t_n, t_100 = _interleaved_best([reduced, at_100], 50)
+            t_n, t_100 = interleaved_best([reduced, at_100], 50)
             benchmark.extra_info["reduced_time_ratio_n_over_n100"] = t_n / t_100
         if n >= 1000:
             benchmark.extra_info["meets_10x_target"] = t_unred / t_red >= TARGET_SPEEDUP
@@ -228,7 +214,7 @@ def test_batched_64_small(benchmark):
     benchmark.extra_info.update({"instances": BATCH, "steps": BATCH_STEPS, "spec": repr(SMALL)})
     batched = benchmark(_run_batched)
     if benchmark.enabled:
-        t_batched, t_loop = _interleaved_best(
+        t_batched, t_loop = interleaved_best(
             [_run_batched, lambda: _OUTPUTS.__setitem__("loop", _run_loop())], 3)
         benchmark.extra_info["batched_s"] = t_batched
         benchmark.extra_info["loop_s"] = t_loop
