@@ -171,7 +171,6 @@ def test_stepsize_figure_data():
     assert not data["runs"][1.0]["diverged"] and not data["runs"][2.0]["diverged"]
 
 
-@pytest.mark.slow
 def test_make_figures_writes_three_pngs(tmp_path):
     paths = figs.make_figures(str(tmp_path / "figs"), profile="quick", seed=0)
     assert [p.rsplit("/", 1)[-1] for p in paths] == ["dln_fig1a_noise_robustness.png",
