@@ -67,10 +67,23 @@ def test_progress_bar_only_after_delay():
     bar.update(1, "x")
     bar.close()
     assert stream.getvalue() == ""
-    bar = cli.Progress(2, stream=stream, delay=0.0)
+    # A StringIO is not a terminal: one line per finished tenth, no carriage returns.
+    bar = cli.Progress(20, stream=stream, delay=0.0)
+    for i in range(1, 21):
+        bar.update(i, "claim.a")
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 10 and "\r" not in stream.getvalue() and lines[0].startswith("2/20 claims")
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    bar = cli.Progress(2, stream=tty, delay=0.0)
     bar.update(1, "claim.a")
     bar.close()
-    assert "1/2" in stream.getvalue() and "claim.a" in stream.getvalue()
+    assert "1/2" in tty.getvalue() and "claim.a" in tty.getvalue() and "\r" in tty.getvalue()
 
 
 def test_json_report_survives_infinite_fit_window(tmp_path):

@@ -25,7 +25,11 @@ from verification.engine import Verdict  # noqa: E402
 
 
 class Progress:
-    """A one-line progress bar on stderr, shown only once a run takes longer than a second."""
+    """A one-line progress bar on stderr, shown only once a run takes longer than a second.
+
+    On a terminal the line is redrawn in place; into a log (CI, a pipe) a carriage return does not
+    erase anything, so it writes one line per finished tenth of the run instead.
+    """
 
     def __init__(self, total: int, stream=None, delay: float = 1.0):
         self.total = max(total, 1)
@@ -34,16 +38,26 @@ class Progress:
         self.delay = delay
         self.shown = False
         self.done = 0
+        isatty = getattr(self.stream, "isatty", None)
+        self.tty = bool(isatty()) if callable(isatty) else False
+        self.logged_tenth = 0
 
     def update(self, done: int, label: str = "") -> None:
         self.done = done
         elapsed = time.perf_counter() - self.t0
         if elapsed < self.delay:
             return
-        self.shown = True
         frac = done / self.total
-        bar = "#" * int(30 * frac)
         eta = elapsed / frac - elapsed if frac > 0 else float("nan")
+        if not self.tty:
+            tenth = int(10 * frac)
+            if tenth > self.logged_tenth:
+                self.logged_tenth = tenth
+                self.stream.write(f"{done}/{self.total} claims, {elapsed:.1f}s, ~{eta:.0f}s left\n")
+                self.stream.flush()
+            return
+        self.shown = True
+        bar = "#" * int(30 * frac)
         self.stream.write(f"\r[{bar:<30}] {done}/{self.total} {elapsed:6.1f}s "
                           f"~{eta:5.0f}s left  {label[:48]:<48}")
         self.stream.flush()
