@@ -390,6 +390,8 @@ INJECTIVE_OPERATOR = _h("injective_operator", "m >= n and rank A = n (regime (a)
                         lambda c: c.sigma_n_A > 0)
 NOISE_BELOW_RESIDUAL = _h("noise_below_residual", "||r_0|| > ||eps_eff||",
                           lambda c: c.r0 > c.eps_eff_norm)
+NOISE_POSITIVE = _h("noise_positive", "||eps_eff|| > 0 (early stopping has a target)",
+                    lambda c: c.eps_eff_norm > 0)
 
 GF_HYPOTHESES = (SMOOTH_ACTIVATION, WIDTH_AT_LEAST_N, SIGMA0_POSITIVE, RANGE_CONDITION,
                  RADIAL_LOSS)

@@ -268,6 +268,36 @@ class Evidence:
         self.comparisons.append(c)
         return c
 
+    def compare_along(self, label: str, at, lhs, rhs, allowance, *, at_name: str = "t",
+                      **witness) -> int:
+        """Check ``lhs <= rhs + allowance`` at every point of a trajectory; record one comparison.
+
+        If any point fails (or is NaN) the recorded one is the most violated, so the comparison
+        fails; otherwise it is the tightest (largest ``lhs/rhs``) among points after the first
+        ``at``, because at the start most trajectory bounds are attained by definition, which would
+        hide their tightness. Returns the index of the recorded point.
+        """
+        import numpy as np
+
+        at, lhs, rhs = (np.atleast_1d(np.asarray(a, dtype=float)) for a in (at, lhs, rhs))
+        allowance = np.broadcast_to(np.asarray(allowance, dtype=float), lhs.shape)
+        margin = rhs + allowance - lhs
+        bad = np.flatnonzero(~np.isfinite(margin))
+        if bad.size:
+            i = int(bad[0])
+        elif np.any(margin < 0):
+            i = int(np.argmin(margin))
+        else:
+            later = at > at.min()
+            if not np.any(later):
+                later = np.ones(lhs.shape, dtype=bool)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                tight = np.where(rhs > 0, lhs / rhs, np.where(lhs <= 0, 0.0, np.inf))
+            i = int(np.flatnonzero(later)[np.argmax(tight[later])])
+        self.compare(label, lhs[i], rhs[i], allowance[i], **{at_name: float(at[i])},
+                     points=int(lhs.size), **witness)
+        return i
+
     def probability(self, label: str, successes: int, trials: int, proven: float,
                     level: float = 0.99, **witness) -> ProbabilityCheck:
         """Append a probability check (see :class:`ProbabilityCheck`) and return it."""

@@ -54,6 +54,7 @@ from verification.dip_instances import (
     GD_REFINED_CERTIFICATE,
     MSE,
     NOISE_BELOW_RESIDUAL,
+    NOISE_POSITIVE,
     RADIAL_LOSS,
     RANGE_CONDITION,
     SIGMA0_POSITIVE,
@@ -98,8 +99,6 @@ def _step_at_most_inverse_L(case) -> bool:
     return _exact_step(case) * Fraction(case.L_nabla_R) <= 1
 
 
-NOISE_POSITIVE = Hypothesis("noise_positive", "||eps_eff|| > 0 (early stopping has a target)",
-                            _case_test(lambda c: c.eps_eff_norm > 0))
 STEP_AT_MOST_INVERSE_L = Hypothesis(
     "step_at_most_inverse_L", "gamma <= 1/L_nabla(R), decided exactly for gamma = step_c/L_nabla(ball)",
     _case_test(_step_at_most_inverse_L))
@@ -136,31 +135,6 @@ def _step_loss_scale(case, steps, live) -> np.ndarray:
     the two ends."""
     return _loss_scale(case, np.maximum(steps.fit[:-1], steps.fit[1:])[live])
 
-
-def _compare_worst(ev: Evidence, label: str, at, lhs, rhs, allowance, *, at_name: str = "step", **witness):
-    """Check ``lhs <= rhs + allowance`` at every point and record one comparison.
-
-    If any point fails (or is NaN) the recorded one is the most violated, so the comparison fails;
-    otherwise it is the tightest (largest ``lhs/rhs``) among points after the first, because at
-    ``tau = 0`` most of these bounds are attained by definition, which would hide their tightness.
-    Returns the index of the recorded point.
-    """
-    at, lhs, rhs = (np.atleast_1d(np.asarray(a, dtype=float)) for a in (at, lhs, rhs))
-    allowance = np.broadcast_to(np.asarray(allowance, dtype=float), lhs.shape)
-    margin = rhs + allowance - lhs
-    bad = np.flatnonzero(~np.isfinite(margin))
-    if bad.size:
-        i = int(bad[0])
-    elif np.any(margin < 0):
-        i = int(np.argmin(margin))
-    else:
-        later = at > at.min() if lhs.size > 1 else np.ones(lhs.shape, dtype=bool)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tight = np.where(rhs > 0, lhs / rhs, np.where(lhs <= 0, 0.0, np.inf))
-        i = int(np.flatnonzero(later)[np.argmax(tight[later])])
-    ev.compare(label, lhs[i], rhs[i], allowance[i], **{at_name: float(at[i])}, points=int(lhs.size),
-               **witness)
-    return i
 
 
 def _exact_compare(ev: Evidence, label: str, lhs: Fraction, rhs: Fraction, *, strict: bool = False,
@@ -429,7 +403,7 @@ def gd_grad_lipschitz(spec: DIPSpec) -> Evidence:
             scale = np.linalg.norm(g1, axis=(-2, -1)) + np.linalg.norm(g2, axis=(-2, -1))
             allow = np.array([tol.inequality(a, b, c, k * d)
                               for a, b, c in zip(lhs, rhs, scale, strict=True)])
-            i = _compare_worst(ev, f"rho = {name}, {family}: ||grad f(W) - grad f(W')|| <= L_nabla(rho) "
+            i = ev.compare_along(f"rho = {name}, {family}: ||grad f(W) - grad f(W')|| <= L_nabla(rho) "
                                    f"||W - W'||",
                                np.arange(lhs.size), lhs, rhs, allow, at_name="pair", L_nabla=L, rho=rho)
             worst[f"max_ratio_{name}_{family}"] = float(lhs[i] / rhs[i]) if rhs[i] > 0 else math.nan
@@ -467,7 +441,7 @@ def gd_monotone_descent(spec: DIPSpec) -> Evidence:
     tau = np.arange(spec.steps)[live]
     lhs = st.loss[1:][live]
     rhs = st.loss[:-1][live] - c * st.grad[:-1][live] ** 2
-    _compare_worst(ev, "L_{tau+1} <= L_tau - c_gamma ||grad f(theta_tau)||^2", tau, lhs, rhs,
+    ev.compare_along("L_{tau+1} <= L_tau - c_gamma ||grad f(theta_tau)||^2", tau, lhs, rhs,
                    _gd_allowance(rhs, _step_loss_scale(case, st, live)))
     gain = st.loss[:-1][live] - st.loss[1:][live]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -499,12 +473,12 @@ def gd_linear_rate_mse(spec: DIPSpec) -> Evidence:
     _require_above_floor(live, "step")
     tau = np.arange(spec.steps)[live]
     rhs = q * st.loss[:-1][live]
-    _compare_worst(ev, "L_{tau+1} <= q_gamma L_tau", tau, st.loss[1:][live], rhs,
+    ev.compare_along("L_{tau+1} <= q_gamma L_tau", tau, st.loss[1:][live], rhs,
                    _gd_allowance(rhs, _step_loss_scale(case, st, live)))
     rec_live = _above_floor(traj.records["loss"])
     t = traj.times[rec_live]
     r_bound = np.exp(0.5 * t * math.log(q)) * case.r0
-    _compare_worst(ev, "||r_tau|| <= q_gamma^{tau/2} ||r_0||", t, traj.records["fit_error"][rec_live],
+    ev.compare_along("||r_tau|| <= q_gamma^{tau/2} ||r_0||", t, traj.records["fit_error"][rec_live],
                    r_bound, _gd_allowance(r_bound, _residual_scale(case)))
     with np.errstate(divide="ignore", invalid="ignore"):
         contraction = st.loss[1:][live] / st.loss[:-1][live]
@@ -532,10 +506,10 @@ def gd_kl_rate(spec: DIPSpec) -> Evidence:
     t = traj.times[live] * case.step.c_gamma
     kappa = case.cert.kappa
     L_bound = _loss_bound(case, t, kappa)
-    _compare_worst(ev, "L_tau <= Psi^{-1}(Psi(L_0) + tau c_gamma kappa)", traj.times[live], rec["loss"][live],
+    ev.compare_along("L_tau <= Psi^{-1}(Psi(L_0) + tau c_gamma kappa)", traj.times[live], rec["loss"][live],
                    L_bound, _gd_allowance(L_bound, _loss_scale(case, rec["fit_error"][live])))
     r_bound = _residual_bound(case, t, kappa)
-    _compare_worst(ev, "||r_tau|| <= H^{-1}(H(||r_0||) + tau c_gamma kappa)", traj.times[live],
+    ev.compare_along("||r_tau|| <= H^{-1}(H(||r_0||) + tau c_gamma kappa)", traj.times[live],
                    rec["fit_error"][live], r_bound, _gd_allowance(r_bound, _residual_scale(case)))
     ev.metrics.update(kappa=kappa, c_gamma=case.step.c_gamma, checked_records=int(live.sum()),
                       final_loss_over_bound=float(rec["loss"][live][-1] / L_bound[-1]) if L_bound[-1] > 0
@@ -564,13 +538,13 @@ def gd_path_length(spec: DIPSpec) -> Evidence:
     # it multiplies residuals by `factor`, hence the scale of its rounding.
     mid = factor * (case.r0 - rec["fit_error"])
     mid_scale = factor * _residual_scale(case)
-    _compare_worst(ev, "||theta_tau - theta_0|| <= l_tau", t, rec["drift"], ell, _gd_allowance(ell, Rpg))
-    _compare_worst(ev, "l_tau <= 2/(sigma_0 sigma_A beta_gamma) (psi_0 - psi(L_tau))", t, ell, mid,
+    ev.compare_along("||theta_tau - theta_0|| <= l_tau", t, rec["drift"], ell, _gd_allowance(ell, Rpg))
+    ev.compare_along("l_tau <= 2/(sigma_0 sigma_A beta_gamma) (psi_0 - psi(L_tau))", t, ell, mid,
                    _gd_allowance(mid, mid_scale))
-    _compare_worst(ev, "2/(sigma_0 sigma_A beta_gamma) (psi_0 - psi(L_tau)) <= R'_gamma", t, mid,
+    ev.compare_along("2/(sigma_0 sigma_A beta_gamma) (psi_0 - psi(L_tau)) <= R'_gamma", t, mid,
                    np.full_like(mid, Rpg), _gd_allowance(Rpg, mid_scale))
     # The ball is convex: both ends of every segment inside puts the segment inside.
-    _compare_worst(ev, "||theta_tau - theta_0|| <= R'_gamma (segments in B(theta_0, R'_gamma))", t,
+    ev.compare_along("||theta_tau - theta_0|| <= R'_gamma (segments in B(theta_0, R'_gamma))", t,
                    rec["drift"], np.full_like(ell, Rpg), _gd_allowance(Rpg, Rpg))
     ev.metrics.update(path_over_R_prime_gamma=float(ell[-1] / Rpg), R_prime_gamma_over_R=Rpg / case.R,
                       beta_gamma=case.step.beta)
@@ -593,11 +567,11 @@ def gd_sigma_min_stays_half(spec: DIPSpec) -> Evidence:
     sig = traj.records["sigma_min"]
     weyl = s0 - case.L_J * traj.records["drift"]
     # Weyl's step is pointwise algebra at a computed state (eigvalsh of K: class I rounding).
-    _compare_worst(ev, "sigma_0 - L_J ||theta_tau - theta_0|| <= sigma_min(J(theta_tau))", t, weyl, sig,
+    ev.compare_along("sigma_0 - L_J ||theta_tau - theta_0|| <= sigma_min(J(theta_tau))", t, weyl, sig,
                    tol.inequality(s0, s0, s0, spec.k))
-    _compare_worst(ev, "sigma_0/2 <= sigma_0 - L_J ||theta_tau - theta_0||", t, np.full_like(weyl, s0 / 2),
+    ev.compare_along("sigma_0/2 <= sigma_0 - L_J ||theta_tau - theta_0||", t, np.full_like(weyl, s0 / 2),
                    weyl, _gd_allowance(weyl, s0))
-    _compare_worst(ev, "sigma_0/2 <= sigma_min(J(theta_tau))", t, np.full_like(sig, s0 / 2), sig,
+    ev.compare_along("sigma_0/2 <= sigma_min(J(theta_tau))", t, np.full_like(sig, s0 / 2), sig,
                    _gd_allowance(sig, s0))
     ev.metrics.update(min_sigma_over_sigma0=float(sig.min() / s0), records=int(sig.size))
     return ev
@@ -646,7 +620,7 @@ def gd_refined_certificate(spec: DIPSpec) -> Evidence:
     _require_above_floor(live_step, "step")
     tau = np.arange(spec.steps)[live_step]
     rhs = st.loss[:-1][live_step] - c * st.grad[:-1][live_step] ** 2
-    _compare_worst(ev, "descent lemma with L_nabla(2R): L_{tau+1} <= L_tau - c_gamma ||grad f(theta_tau)||^2",
+    ev.compare_along("descent lemma with L_nabla(2R): L_{tau+1} <= L_tau - c_gamma ||grad f(theta_tau)||^2",
                    tau, st.loss[1:][live_step], rhs,
                    _gd_allowance(rhs, _step_loss_scale(case, st, live_step)))
     # The proof's invariant along the polygonal path:
@@ -654,26 +628,26 @@ def gd_refined_certificate(spec: DIPSpec) -> Evidence:
     F = s0 * ell - 0.5 * L_J * ell ** 2
     factor = 1.0 / (beta * sA)
     budget = factor * (case.r0 - r)
-    _compare_worst(ev, "F(l_tau) <= (psi_0 - psi(L_tau))/(beta_gamma sigma_A)", t, F, budget,
+    ev.compare_along("F(l_tau) <= (psi_0 - psi(L_tau))/(beta_gamma sigma_A)", t, F, budget,
                    _gd_allowance(budget, factor * _residual_scale(case)))
-    _compare_worst(ev, "l_tau <= R'_gamma/(1 + sqrt(1 - Delta_gamma))", t, ell,
+    ev.compare_along("l_tau <= R'_gamma/(1 + sqrt(1 - Delta_gamma))", t, ell,
                    np.full_like(ell, rs.path_bound), _gd_allowance(rs.path_bound, rs.path_bound))
     sig = rec["sigma_min"]
     weyl = s0 - L_J * ell
-    _compare_worst(ev, "sigma_0 - L_J l_tau <= sigma_min(J(theta_tau))", t, weyl, sig,
+    ev.compare_along("sigma_0 - L_J l_tau <= sigma_min(J(theta_tau))", t, weyl, sig,
                    tol.inequality(s0, s0, s0, spec.k))
-    _compare_worst(ev, "sigma_star_gamma <= sigma_0 - L_J l_tau", t, np.full_like(weyl, rs.sigma_star_gamma),
+    ev.compare_along("sigma_star_gamma <= sigma_0 - L_J l_tau", t, np.full_like(weyl, rs.sigma_star_gamma),
                    weyl, _gd_allowance(weyl, s0))
     live = _above_floor(rec["loss"])
     rate = rs.rate
     L_bound = _loss_bound(case, t[live], rate)
-    _compare_worst(ev, "L_tau <= Psi^{-1}(Psi(L_0) + tau c_gamma sigma_star_gamma^2 sigma_A^2)", t[live],
+    ev.compare_along("L_tau <= Psi^{-1}(Psi(L_0) + tau c_gamma sigma_star_gamma^2 sigma_A^2)", t[live],
                    rec["loss"][live], L_bound,
                    _gd_allowance(L_bound, _loss_scale(case, rec["fit_error"][live])))
     if spec.loss == "mse":
         q = 1.0 - 2.0 * rate
         rhs = q * st.loss[:-1][live_step]
-        _compare_worst(ev, "MSE: L_{tau+1} <= (1 - 2 c_gamma sigma_star_gamma^2 sigma_A^2) L_tau", tau,
+        ev.compare_along("MSE: L_{tau+1} <= (1 - 2 c_gamma sigma_star_gamma^2 sigma_A^2) L_tau", tau,
                        st.loss[1:][live_step], rhs, _gd_allowance(rhs, _step_loss_scale(case, st, live_step)))
         ev.metrics["q_refined"] = q
     ev.metrics.update(Delta_gamma=rs.Delta_gamma, path_over_bound=float(ell.max() / rs.path_bound),
@@ -924,7 +898,7 @@ def gd_early_stopping_steps(spec: DIPSpec) -> Evidence:
     tau = np.arange(n_steps + 1)
     after = tau >= tau_eps
     # No floor: the right side is ||eps_eff|| > 0 and does not decay.
-    _compare_worst(ev, "tau >= tau_eps: ||r_tau|| <= ||eps_eff||", tau[after], fit[after],
+    ev.compare_along("tau >= tau_eps: ||r_tau|| <= ||eps_eff||", tau[after], fit[after],
                    np.full(int(after.sum()), eps), _gd_allowance(eps, _residual_scale(case)), tau_eps=tau_eps)
     below = np.flatnonzero(fit <= eps)
     ev.metrics.update(tau_eps=tau_eps, enclosure=str(x), noise_over_r0=eps / case.r0, steps_run=n_steps,

@@ -42,6 +42,7 @@ from verification.dip_instances import (
     INJECTIVE_OPERATOR,
     MSE,
     NOISE_BELOW_RESIDUAL,
+    NOISE_POSITIVE,
     OBS_REFINED_CERTIFICATE,
     OBS_SIGNAL,
     RADIAL_LOSS,
@@ -83,8 +84,6 @@ def _case_test(test):
     return lambda sp: bool(test(materialize(sp)))
 
 
-NOISE_POSITIVE = Hypothesis("noise_positive", "||eps_eff|| > 0 (early stopping has a target)",
-                            _case_test(lambda c: c.eps_eff_norm > 0))
 BOUNDED_DERIVATIVE = Hypothesis("bounded_derivative", "B_1 = sup|phi'| < inf (Lemma D2, J_max)",
                                 lambda sp: math.isfinite(dipb.activation_constants(sp.activation).B1))
 UNIT_INPUT = Hypothesis("unit_input", "||u|| = 1 (spec §3.1; Sigma' in z-form)",
@@ -128,29 +127,6 @@ def _gf_allowance(rhs, scale):
     """Spec §10.3 GF allowance ``1e-6 |rhs| + 1e-9 scale`` (see the module docstring)."""
     return GF_RTOL * np.abs(np.asarray(rhs, dtype=float)) + GF_SCALE * float(scale)
 
-
-def _compare_worst(ev: Evidence, label: str, times, lhs, rhs, allowance, *, at: str = "time", **witness):
-    """Check ``lhs <= rhs + allowance`` at every point and record one comparison; return its index.
-
-    If any point fails (or is NaN), the recorded one is the most violated, so the comparison fails.
-    Otherwise it is the tightest point (largest ``lhs/rhs``) among ``t > 0``: at ``t = 0`` most of
-    these bounds are attained by definition, which would hide how tight they are later.
-    """
-    times, lhs, rhs = (np.atleast_1d(np.asarray(a, dtype=float)) for a in (times, lhs, rhs))
-    allowance = np.broadcast_to(np.asarray(allowance, dtype=float), lhs.shape)
-    margin = rhs + allowance - lhs
-    bad = np.flatnonzero(~np.isfinite(margin))
-    if bad.size:
-        i = int(bad[0])
-    elif np.any(margin < 0):
-        i = int(np.argmin(margin))
-    else:
-        later = times > 0 if np.any(times > 0) else np.ones(times.shape, dtype=bool)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tight = np.where(rhs > 0, lhs / rhs, np.where(lhs <= 0, 0.0, np.inf))
-        i = int(np.flatnonzero(later)[np.argmax(tight[later])])
-    ev.compare(label, lhs[i], rhs[i], allowance[i], **{at: float(times[i])}, points=int(lhs.size), **witness)
-    return i
 
 
 def checked_range(case, traj) -> np.ndarray:
@@ -328,11 +304,11 @@ def gf_loss_rate(spec: DIPSpec) -> Evidence:
     kappa = case.cert.kappa
     ev = Evidence()
     r_bound = _residual_bound(case, t, kappa)
-    _compare_worst(ev, "||r(t)|| <= H^{-1}(H(||r_0||) + kappa t)", t, rec["fit_error"][live], r_bound,
+    ev.compare_along("||r(t)|| <= H^{-1}(H(||r_0||) + kappa t)", t, rec["fit_error"][live], r_bound,
                    _gf_allowance(r_bound, case.r0))
     L_bound = _loss_bound(case, t, kappa)
     L0 = float(rec["loss"][0])
-    _compare_worst(ev, "L(t) <= Psi^{-1}(Psi(L_0) + kappa t)", t, rec["loss"][live], L_bound,
+    ev.compare_along("L(t) <= Psi^{-1}(Psi(L_0) + kappa t)", t, rec["loss"][live], L_bound,
                    _gf_allowance(L_bound, L0))
     ev.metrics.update(checked_times=int(live.sum()), checked_until=float(t[-1]),
                       noise_cutoff=bool(live.sum() < np.sum(rec["fit_error"] >= GF_FLOOR * case.r0)),
@@ -358,11 +334,11 @@ def gf_path_length_within_r_prime(spec: DIPSpec) -> Evidence:
     ev = Evidence()
     # psi(L(t)) = ||r(t)|| for every radial loss (spec §4.3), so the middle term is in residuals.
     mid = 2.0 / (case.sigma0 * case.sigmaA) * (case.r0 - rec["fit_error"][live])
-    _compare_worst(ev, "||theta(t) - theta_0|| <= l(t)", t, rec["drift"][live], ell,
+    ev.compare_along("||theta(t) - theta_0|| <= l(t)", t, rec["drift"][live], ell,
                    _gf_allowance(ell, _theta_scale(case)))
-    _compare_worst(ev, "l(t) <= 2/(sigma_0 sigma_A) (psi_0 - psi(L(t)))", t, ell, mid,
+    ev.compare_along("l(t) <= 2/(sigma_0 sigma_A) (psi_0 - psi(L(t)))", t, ell, mid,
                    _gf_allowance(mid, Rp))
-    _compare_worst(ev, "2/(sigma_0 sigma_A) (psi_0 - psi(L(t))) <= R'", t, mid, np.full_like(mid, Rp),
+    ev.compare_along("2/(sigma_0 sigma_A) (psi_0 - psi(L(t))) <= R'", t, mid, np.full_like(mid, Rp),
                    _gf_allowance(Rp, Rp))
     ev.metrics.update(path_over_R_prime=float(ell[-1] / Rp), R_prime=Rp, R=case.R)
     return ev
@@ -387,11 +363,11 @@ def gf_sigma_min_stays_half(spec: DIPSpec) -> Evidence:
     ev = Evidence()
     # Weyl's step is pointwise algebra at a computed state: eigvalsh of K errs by ~u lambda_max(K)
     # <= u J_max^2, i.e. by u J_max^2/(2 sigma) in sigma = sqrt(lambda) (class I with that scale).
-    _compare_worst(ev, "sigma_0 - L_J ||theta(t) - theta_0|| <= sigma_min(J(theta(t)))", t, weyl, sig,
+    ev.compare_along("sigma_0 - L_J ||theta(t) - theta_0|| <= sigma_min(J(theta(t)))", t, weyl, sig,
                    tol.inequality(s0, s0, case.J_max ** 2 / s0, spec.n))
-    _compare_worst(ev, "sigma_0/2 <= sigma_0 - L_J ||theta(t) - theta_0||", t, np.full_like(weyl, s0 / 2),
+    ev.compare_along("sigma_0/2 <= sigma_0 - L_J ||theta(t) - theta_0||", t, np.full_like(weyl, s0 / 2),
                    weyl, _gf_allowance(weyl, s0))
-    _compare_worst(ev, "sigma_0/2 <= sigma_min(J(theta(t)))", t, np.full_like(sig, s0 / 2), sig,
+    ev.compare_along("sigma_0/2 <= sigma_min(J(theta(t)))", t, np.full_like(sig, s0 / 2), sig,
                    _gf_allowance(sig, s0))
     ev.metrics.update(min_sigma_over_sigma0=float(sig.min() / s0), grid_points=int(grid.size))
     return ev
@@ -415,7 +391,7 @@ def gf_parameter_convergence(spec: DIPSpec) -> Evidence:
     rhs = c * (rg[i] - rg[j])
     ev = Evidence()
     scale = _theta_scale(case)
-    worst = _compare_worst(ev, "||theta(t) - theta(s)|| <= 2/(sigma_0 sigma_A)(psi(L(t)) - psi(L(s)))",
+    worst = ev.compare_along("||theta(t) - theta(s)|| <= 2/(sigma_0 sigma_A)(psi(L(t)) - psi(L(s)))",
                            grid[i], lhs, rhs, _gf_allowance(rhs, scale))
     ev.comparisons[-1].witness["s"] = float(grid[j][worst])
     # theta_inf is approximated by theta(T_c), T_c the last checked time: the Cauchy bound with
@@ -423,7 +399,7 @@ def gf_parameter_convergence(spec: DIPSpec) -> Evidence:
     t = traj.times[live]
     dist_T = np.linalg.norm(Z[live] - Z[live][-1], axis=1) / u_norm
     rhs_inf = c * _residual_bound(case, t, case.cert.kappa)
-    _compare_worst(ev, "||theta(t) - theta(T_c)|| <= 2/(sigma_0 sigma_A) psi(Psi^{-1}(Psi(L_0) + kappa t))",
+    ev.compare_along("||theta(t) - theta(T_c)|| <= 2/(sigma_0 sigma_A) psi(Psi^{-1}(Psi(L_0) + kappa t))",
                    t, dist_T, rhs_inf, _gf_allowance(rhs_inf, scale))
     ev.metrics.update(pairs=int(lhs.size), max_pair_ratio=float(np.max(lhs / np.maximum(rhs, 1e-300))),
                       terminal_residual_ratio=float(traj.records["fit_error"][-1] / case.r0))
@@ -455,26 +431,26 @@ def gf_refined_certificate(spec: DIPSpec) -> Evidence:
     # The proof's invariant: F(l) = sigma_0 l - L_J l^2/2 <= (psi_0 - psi(L(t)))/sigma_A.
     F = s0 * ell - 0.5 * L_J * ell ** 2
     budget = (case.r0 - r) / sA
-    _compare_worst(ev, "F(l(t)) <= (psi_0 - psi(L(t)))/sigma_A", t, F, budget,
+    ev.compare_along("F(l(t)) <= (psi_0 - psi(L(t)))/sigma_A", t, F, budget,
                    _gf_allowance(budget, case.r0 / sA))
-    _compare_worst(ev, "l(t) <= l_star", t, ell, np.full_like(ell, cert.ell_star),
+    ev.compare_along("l(t) <= l_star", t, ell, np.full_like(ell, cert.ell_star),
                    _gf_allowance(cert.ell_star, cert.R_prime))
     sig = rec["sigma_min"][live]
     weyl = s0 - L_J * ell
-    _compare_worst(ev, "sigma_0 - L_J l(t) <= sigma_min(J(theta(t)))", t, weyl, sig,
+    ev.compare_along("sigma_0 - L_J l(t) <= sigma_min(J(theta(t)))", t, weyl, sig,
                    _gf_allowance(sig, s0))
-    _compare_worst(ev, "sigma_star <= sigma_0 - L_J l(t)", t, np.full_like(weyl, cert.sigma_star), weyl,
+    ev.compare_along("sigma_star <= sigma_0 - L_J l(t)", t, np.full_like(weyl, cert.sigma_star), weyl,
                    _gf_allowance(weyl, s0))
     r_bound = _residual_bound(case, t, cert.kappa_star)
-    _compare_worst(ev, "||r(t)|| <= H^{-1}(H(||r_0||) + kappa_star t)", t, r, r_bound,
+    ev.compare_along("||r(t)|| <= H^{-1}(H(||r_0||) + kappa_star t)", t, r, r_bound,
                    _gf_allowance(r_bound, case.r0))
     L_bound = _loss_bound(case, t, cert.kappa_star)
-    _compare_worst(ev, "L(t) <= Psi^{-1}(Psi(L_0) + kappa_star t)", t, rec["loss"][live], L_bound,
+    ev.compare_along("L(t) <= Psi^{-1}(Psi(L_0) + kappa_star t)", t, rec["loss"][live], L_bound,
                    _gf_allowance(L_bound, float(rec["loss"][0])))
     # theta_inf approximated by theta(T_c): implied by the claim, as in dip.gf_parameter_convergence.
     dist_T = np.linalg.norm(Z[live] - Z[live][-1], axis=1) / float(np.linalg.norm(case.inst.u))
     rhs = r / (cert.sigma_star * sA)
-    _compare_worst(ev, "||theta(t) - theta(T_c)|| <= psi(L(t))/(sigma_star sigma_A)", t, dist_T, rhs,
+    ev.compare_along("||theta(t) - theta(T_c)|| <= psi(L(t))/(sigma_star sigma_A)", t, dist_T, rhs,
                    _gf_allowance(rhs, _theta_scale(case)))
     ev.metrics.update(Delta=cert.Delta, path_over_ell_star=float(ell.max() / cert.ell_star),
                       min_sigma_over_sigma_star=float(sig.min() / cert.sigma_star))
@@ -527,7 +503,7 @@ def gf_rate_lower_bound(spec: DIPSpec) -> Evidence:
     kappa_up = dipb.rate_upper(case.J_max, case.norm_A)
     lower = _residual_bound(case, t, kappa_up)
     ev = Evidence()
-    _compare_worst(ev, "H^{-1}(H(||r_0||) + kappa_up t) <= ||r(t)||", t, lower, r[live],
+    ev.compare_along("H^{-1}(H(||r_0||) + kappa_up t) <= ||r(t)||", t, lower, r[live],
                    _gf_allowance(r[live], case.r0))
     ev.metrics.update(kappa_up=kappa_up, certificate=case.cert is not None)
     if case.cert is not None and case.cert.refined:
@@ -574,30 +550,30 @@ def gf_observation_kernel_certificate(spec: DIPSpec) -> Evidence:
     ell_star = obs.R_prime_A / (1.0 + root)
     ev = Evidence()
     F = s0 * ell - 0.5 * LA * ell ** 2
-    _compare_worst(ev, "refined: s_0 l - ||A|| L_J l^2/2 <= psi_0 - psi(L(t))", t, F, case.r0 - r,
+    ev.compare_along("refined: s_0 l - ||A|| L_J l^2/2 <= psi_0 - psi(L(t))", t, F, case.r0 - r,
                    _gf_allowance(case.r0 - r, case.r0))
-    _compare_worst(ev, "refined: l(t) <= R'_A/(1 + sqrt(1 - Delta_A))", t, ell, np.full_like(ell, ell_star),
+    ev.compare_along("refined: l(t) <= R'_A/(1 + sqrt(1 - Delta_A))", t, ell, np.full_like(ell, ell_star),
                    _gf_allowance(ell_star, obs.R_prime_A))
     weyl = s0 - LA * ell
     # eigvalsh of A K A^T errs by ~u ||A||^2 J_max^2, i.e. by that over 2 sigma in sigma (class I with
     # that scale; s_0 and sigma_{r_A}(A J(theta_0)) are two such evaluations).
-    _compare_worst(ev, "s_0 - ||A|| L_J l(t) <= sigma_{r_A}(A J(theta(t)))", t, weyl, sig,
+    ev.compare_along("s_0 - ||A|| L_J l(t) <= sigma_{r_A}(A J(theta(t)))", t, weyl, sig,
                    tol.inequality(s0, s0, (case.norm_A * case.J_max) ** 2 / s0, max(spec.m, spec.n)))
-    _compare_worst(ev, "refined: s_0 sqrt(1 - Delta_A) <= s_0 - ||A|| L_J l(t)", t,
+    ev.compare_along("refined: s_0 sqrt(1 - Delta_A) <= s_0 - ||A|| L_J l(t)", t,
                    np.full_like(weyl, s0 * root), weyl, _gf_allowance(weyl, s0))
     bound = _residual_bound(case, t, obs.rate_refined)
-    _compare_worst(ev, "refined: ||r(t)|| <= H^{-1}(H(||r_0||) + s_0^2 (1 - Delta_A) t)", t, r, bound,
+    ev.compare_along("refined: ||r(t)|| <= H^{-1}(H(||r_0||) + s_0^2 (1 - Delta_A) t)", t, r, bound,
                    _gf_allowance(bound, case.r0))
     if obs.base:
         mid = 2.0 / s0 * (case.r0 - r)
-        _compare_worst(ev, "base: l(t) <= 2/s_0 (psi_0 - psi(L(t)))", t, ell, mid,
+        ev.compare_along("base: l(t) <= 2/s_0 (psi_0 - psi(L(t)))", t, ell, mid,
                        _gf_allowance(mid, obs.R_prime_A))
-        _compare_worst(ev, "base: 2/s_0 (psi_0 - psi(L(t))) <= R'_A", t, mid,
+        ev.compare_along("base: 2/s_0 (psi_0 - psi(L(t))) <= R'_A", t, mid,
                        np.full_like(mid, obs.R_prime_A), _gf_allowance(obs.R_prime_A, obs.R_prime_A))
-        _compare_worst(ev, "base: s_0/2 <= sigma_{r_A}(A J(theta(t)))", t, np.full_like(sig, s0 / 2), sig,
+        ev.compare_along("base: s_0/2 <= sigma_{r_A}(A J(theta(t)))", t, np.full_like(sig, s0 / 2), sig,
                        _gf_allowance(sig, s0))
         bound = _residual_bound(case, t, obs.rate_base)
-        _compare_worst(ev, "base: ||r(t)|| <= H^{-1}(H(||r_0||) + s_0^2/4 t)", t, r, bound,
+        ev.compare_along("base: ||r(t)|| <= H^{-1}(H(||r_0||) + s_0^2/4 t)", t, r, bound,
                        _gf_allowance(bound, case.r0))
     ev.metrics.update(Delta_A=obs.Delta_A, base=obs.base, k_below_n=spec.k < spec.n, rank_A=case.rank_A,
                       sigma0=case.sigma0, path_over_ell_star=float(ell.max() / ell_star))
@@ -705,12 +681,12 @@ def recovery_observation_space(spec: DIPSpec) -> Evidence:
     lhs = np.linalg.norm(v - inst.A @ inst.x_bar, axis=1)
     fit = traj.records["fit_error"]
     scale = float(np.linalg.norm(inst.y)) + eps
-    _compare_worst(ev, "||y(t) - A x_bar|| <= ||y(t) - y|| + ||eps||", traj.times, lhs, fit + eps,
+    ev.compare_along("||y(t) - A x_bar|| <= ||y(t) - y|| + ||eps||", traj.times, lhs, fit + eps,
                    tol.inequality(lhs.max(), (fit + eps).max(), scale, inst.m) + data_tol)
     t = traj.times[live]
     for name, kappa in _rate_kappas(case).items():
         bound = _residual_bound(case, t, kappa) + eps
-        _compare_worst(ev, f"||y(t) - A x_bar|| <= psi(Psi^{{-1}}(Psi(L_0) + {name} t)) + ||eps||", t,
+        ev.compare_along(f"||y(t) - A x_bar|| <= psi(Psi^{{-1}}(Psi(L_0) + {name} t)) + ||eps||", t,
                        lhs[live], bound, _gf_allowance(bound, case.r0) + data_tol)
     ev.metrics.update(noise=eps, noise_over_r0=eps / case.r0,
                       final_obs_error_over_noise=float(lhs[-1] / eps) if eps > 0 else math.nan)
@@ -743,12 +719,12 @@ def recovery_signal_space(spec: DIPSpec) -> Evidence:
     # data identity) is amplified by at most 1/sigma_n(A).
     scale = (float(np.linalg.norm(inst.y)) + eps) / sn + float(np.linalg.norm(inst.x_bar))
     allow = tol.inequality(lhs.max(), rhs.max(), scale, max(inst.m, inst.n)) + data_tol / sn
-    _compare_worst(ev, "(a) ||x(t) - x_bar|| <= (||y(t) - y|| + ||eps||)/sigma_n(A)", traj.times, lhs, rhs,
+    ev.compare_along("(a) ||x(t) - x_bar|| <= (||y(t) - y|| + ||eps||)/sigma_n(A)", traj.times, lhs, rhs,
                    allow)
     t = traj.times[live]
     for name, kappa in _rate_kappas(case).items():
         bound = (_residual_bound(case, t, kappa) + eps) / sn
-        _compare_worst(ev, f"(a) ||x(t) - x_bar|| <= (psi(Psi^{{-1}}(Psi(L_0) + {name} t)) + ||eps||)"
+        ev.compare_along(f"(a) ||x(t) - x_bar|| <= (psi(Psi^{{-1}}(Psi(L_0) + {name} t)) + ||eps||)"
                            f"/sigma_n(A)", t, lhs[live], bound,
                        _gf_allowance(bound, case.r0 / sn) + data_tol / sn)
     teacher = case.z_star is not None
@@ -756,7 +732,7 @@ def recovery_signal_space(spec: DIPSpec) -> Evidence:
     if in_sigma:
         # Regime (b): x_bar in Sigma', so z~ = x_bar_Sigma' = x_bar, dist = 0 and mu(x_bar) >= sigma_n(A).
         classical = np.asarray(dipb.recovery_signal(fit, eps, sn, norm_A=case.norm_A, dist=0.0))
-        _compare_worst(ev, "(b) teacher, dist = 0: ||x(t) - x_bar|| <= (||y(t) - y|| + ||eps||)/mu "
+        ev.compare_along("(b) teacher, dist = 0: ||x(t) - x_bar|| <= (||y(t) - y|| + ||eps||)/mu "
                            "+ (1 + ||A||/mu) dist", traj.times, lhs, classical, allow)
     ev.metrics.update(sigma_n_A=sn, teacher=teacher, teacher_in_sigma_prime=in_sigma,
                       final_signal_error=float(lhs[-1]),
@@ -788,13 +764,13 @@ def recovery_limit_least_squares(spec: DIPSpec) -> Evidence:
     sv = np.linalg.svd(inst.A, compute_uv=False)
     p_tol = tol.pseudo_inverse(float(np.linalg.norm(case.y_raw)), float(sv[0] / sv[-1]),
                                max(inst.m, inst.n)) / sn
-    _compare_worst(ev, "||x(t) - A^+ y|| <= ||r_eff(t)||/sigma_n(A)", traj.times, lhs, rhs,
+    ev.compare_along("||x(t) - A^+ y|| <= ||r_eff(t)||/sigma_n(A)", traj.times, lhs, rhs,
                    tol.inequality(lhs.max(), rhs.max(), float(np.linalg.norm(x_ls)), inst.n) + p_tol)
     # x_inf = A^+ y: with the certified rate, ||x(t) - A^+ y|| <= H^{-1}(H(||r_0||) + kappa_star t)
     # / sigma_n(A) -> 0 (checked range of the flow: the GF tolerance).
     t = traj.times[live]
     rate = _residual_bound(case, t, case.cert.kappa_star) / sn
-    _compare_worst(ev, "||x(t) - A^+ y|| <= e^{-kappa_star t} ||r_0||/sigma_n(A) (so x_inf = A^+ y)", t,
+    ev.compare_along("||x(t) - A^+ y|| <= e^{-kappa_star t} ||r_0||/sigma_n(A) (so x_inf = A^+ y)", t,
                    lhs[live], rate, _gf_allowance(rate, case.r0 / sn) + p_tol)
     ev.metrics.update(noise_amplification=float(np.linalg.norm(x_ls - inst.x_bar)),
                       distance_at_checked_end=float(lhs[live][-1]), checked_until=float(t[-1]))
@@ -865,14 +841,14 @@ def early_stopping_time(spec: DIPSpec) -> Evidence:
             grid, tail_r, tail_at = None, r_c, t_c
         if grid is not None:
             x, v, r = _outputs(case, Zg)
-            _compare_worst(ev, f"t in [{name}, t_last]: ||y(t) - y|| <= ||eps||", grid, r,
+            ev.compare_along(f"t in [{name}, t_last]: ||y(t) - y|| <= ||eps||", grid, r,
                            np.full_like(r, eps), _gf_allowance(eps, case.r0), T=T_name)
             obs = np.linalg.norm(v - Ax_bar, axis=1)
-            _compare_worst(ev, f"t in [{name}, t_last]: ||y(t) - A x_bar|| <= 2||eps||", grid, obs,
+            ev.compare_along(f"t in [{name}, t_last]: ||y(t) - A x_bar|| <= 2||eps||", grid, obs,
                            np.full_like(obs, 2 * eps), _gf_allowance(2 * eps, case.r0) + data_tol, T=T_name)
             if sn > 0:
                 sig = np.linalg.norm(x - inst.x_bar, axis=1)
-                _compare_worst(ev, f"t in [{name}, t_last]: ||x(t) - x_bar|| <= 2||eps||/sigma_n(A)", grid,
+                ev.compare_along(f"t in [{name}, t_last]: ||x(t) - x_bar|| <= 2||eps||/sigma_n(A)", grid,
                                sig, np.full_like(sig, 2 * eps / sn),
                                _gf_allowance(2 * eps / sn, case.r0 / sn) + data_tol / sn, T=T_name)
         # Beyond the last state read (t_c or 2 T): ||r|| is non-increasing along exact GF
@@ -928,8 +904,8 @@ def teacher_in_reachable_set(spec: DIPSpec) -> Evidence:
     W = rng.standard_normal((8, spec.k, spec.d))
     W *= radius / np.linalg.norm(W, axis=(1, 2))[:, None, None]
     zs = np.linalg.norm(W @ inst.u, axis=1)
-    _compare_worst(ev, "||W u|| <= ||W||_F on the ball", np.arange(8), zs, np.full(8, radius),
-                   tol.inequality(radius, radius, radius, spec.k), at="sample")
+    ev.compare_along("||W u|| <= ||W||_F on the ball", np.arange(8), zs, np.full(8, radius),
+                     tol.inequality(radius, radius, radius, spec.k), at_name="sample")
     hits = 0
     for i in range(PREMISE_SEEDS):
         other = materialize(spec.replace(seed=spec.seed + 1 + i))
