@@ -40,13 +40,10 @@ is exactly the step ``gamma_b`` on ``f_b`` (up to rounding); records are unscale
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 import os
-import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import matplotlib
 import numpy as np
@@ -59,10 +56,16 @@ from dynamics.errors import DivergenceError
 from verification import stats
 from verification.dip_instances import DIPSpec, flow, make_operator, materialize
 from verification.engine import HypothesisFailed
-
-PROFILES = ("quick", "paper")
-Progress = Callable[[int, int, str], None]
-"""``progress(done, total, detail)``, called by the data functions after each unit of work."""
+from verification.figures_common import (  # noqa: F401  (read_table/write_table re-exported)
+    PROFILES,
+    Progress,
+    check_profile,
+    check_seed,
+    read_table,
+    stderr_progress,
+    tick,
+    write_table,
+)
 
 CONVERGED_RATIO = 1e-10
 """GD success: ``L_tau <= 1e-10 L_0`` (spec §11 (i-b))."""
@@ -86,45 +89,12 @@ FLOW_RELEASE_K = 1 << 12
 """Gradient flows at least this wide are dropped from the flow cache after use (memory)."""
 
 
-def _check_profile(profile: str) -> str:
-    if profile not in PROFILES:
-        raise ValueError(f"profile: expected one of {PROFILES}, got {profile!r}")
-    return profile
 
 
-def _check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
-    return int(seed)
 
 
-def stderr_progress(label: str, delay: float = 1.0) -> Progress:
-    """A ``progress(done, total, detail)`` callback keeping one stderr line up to date.
-
-    It writes at most once a second, only once the work has taken ``delay`` seconds, and ends the
-    line when ``done == total``.
-    """
-    t0 = time.perf_counter()
-    state = {"shown": False, "last": -math.inf}
-
-    def report(done: int, total: int, detail: str = "") -> None:
-        now = time.perf_counter()
-        final = done >= total
-        if now - t0 < delay or (now - state["last"] < 1.0 and not final):
-            return
-        if final and not state["shown"]:
-            return
-        state["shown"], state["last"] = True, now
-        sys.stderr.write(f"\r[invbounds figures dip] {label}: {done}/{total} {detail[:40]:<40} "
-                         f"({now - t0:.0f}s)" + ("\n" if final else ""))
-        sys.stderr.flush()
-
-    return report
 
 
-def _tick(progress: Progress | None, done: int, total: int, detail: str) -> None:
-    if progress is not None:
-        progress(done, total, detail)
 
 
 def _release_caches(k: int) -> None:
@@ -141,56 +111,6 @@ def _release_caches(k: int) -> None:
 # tidy tables
 
 
-def _format(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool | np.bool_):
-        return "True" if value else "False"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        return repr(float(value))
-    return str(value)
-
-
-def write_table(path: str, rows: Sequence[dict], columns: Sequence[str]) -> str:
-    """Write ``rows`` as a CSV file with header ``columns`` (tidy: one row per run).
-
-    Floats are written with ``repr`` (round-trip exact; ``inf``/``nan`` as such), booleans as
-    ``True``/``False`` and missing values as empty fields.
-
-    Returns
-    -------
-    str
-        ``path``.
-    """
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_format(row.get(c)) for c in columns])
-    return path
-
-
-def _parse(text: str):
-    if text == "":
-        return None
-    if text in ("True", "False"):
-        return text == "True"
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
-def read_table(path: str) -> list[dict]:
-    """Read a table written by :func:`write_table` back into dicts of ints, floats, bools, strings."""
-    with open(path, newline="") as fh:
-        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -534,8 +454,8 @@ def phase_transition_data(profile: str = "quick", seed: int = 0, *, config: Phas
         median ``R'/R`` per width ``ratio_median`` and its log-log slope ``ratio_slope``
         (``-1/2`` expected, spec §9)).
     """
-    cfg = config if config is not None else PHASE[_check_profile(profile)]
-    seed = _check_seed(seed)
+    cfg = config if config is not None else PHASE[check_profile(profile)]
+    seed = check_seed(seed)
     rows: list[dict] = []
     ops: dict = {}
 
@@ -566,7 +486,7 @@ def phase_transition_data(profile: str = "quick", seed: int = 0, *, config: Phas
                                  "cert_sigma0": q["sigma0"] >= c.C_dphi / 2,
                                  **_overlays(n, m, cfg.d, A, x_bar, act, cfg.delta0)})
             done += 1
-            _tick(progress, done, total, f"(i-a) n={n} {act} k=2^{j}")
+            tick(progress, done, total, f"(i-a) n={n} {act} k=2^{j}")
     loss = dip.make_loss("mse")
     for n, m, act in cfg.conv_cells:
         c = dipb.activation_constants(act)
@@ -581,7 +501,7 @@ def phase_transition_data(profile: str = "quick", seed: int = 0, *, config: Phas
                 rows.append(_convergence_row(sp, cs, run, cfg, c))
             _release_caches(k)
             done += 1
-            _tick(progress, done, total, f"(i-b) n={n} m={m} {act} k={k}")
+            tick(progress, done, total, f"(i-b) n={n} m={m} {act} k={k}")
     return {"config": cfg, "seed": seed, "rows": rows, "columns": PHASE_COLUMNS,
             "cells": _phase_cells(cfg, rows)}
 
@@ -755,14 +675,14 @@ def tightness_row(data: str, spec: DIPSpec) -> dict:
 def tightness_data(profile: str = "quick", seed: int = 0, *, config: TightnessConfig | None = None,
                    progress: Progress | None = None) -> dict:
     """What figure (b) plots, and its table (one row per GF run, :func:`tightness_row`)."""
-    cfg = config if config is not None else TIGHTNESS[_check_profile(profile)]
-    seed = _check_seed(seed)
+    cfg = config if config is not None else TIGHTNESS[check_profile(profile)]
+    seed = check_seed(seed)
     specs = _tightness_specs(cfg, seed)
     rows = []
     for i, (data, sp) in enumerate(specs):
         rows.append(tightness_row(data, sp))
         _release_caches(sp.k)
-        _tick(progress, i + 1, len(specs), f"{data} m={sp.m} k={sp.k} t_R={sp.t_R}")
+        tick(progress, i + 1, len(specs), f"{data} m={sp.m} k={sp.k} t_R={sp.t_R}")
     return {"config": cfg, "seed": seed, "rows": rows, "columns": TIGHTNESS_COLUMNS}
 
 
@@ -893,8 +813,8 @@ def early_stopping_data(profile: str = "quick", seed: int = 0, *, config: EarlyS
         ``tau_eps`` with the bound ``2 ||eps_eff||/sigma_n(A)``), ``columns`` and ``curves`` (per row:
         ``times``, ``signal_error``, ``fit_error``).
     """
-    cfg = config if config is not None else EARLY_STOPPING[_check_profile(profile)]
-    seed = _check_seed(seed)
+    cfg = config if config is not None else EARLY_STOPPING[check_profile(profile)]
+    seed = check_seed(seed)
     loss = dip.make_loss("mse")
     groups = [("certified", c, nr) for c in cfg.cert_conds for nr in cfg.cert_noise]
     groups += [("descriptive", c, nr) for c in cfg.desc_conds for nr in cfg.desc_noise]
@@ -929,7 +849,7 @@ def early_stopping_data(profile: str = "quick", seed: int = 0, *, config: EarlyS
             curves.append({"times": run["times"], "signal_error": run["signal_error"],
                            "fit_error": run["fit_error"]})
         _release_caches(specs[0].k)
-        _tick(progress, gi + 1, len(groups), f"{kind} cond={cond:g} noise={noise:g}")
+        tick(progress, gi + 1, len(groups), f"{kind} cond={cond:g} noise={noise:g}")
     return {"config": cfg, "seed": seed, "rows": rows, "columns": EARLY_COLUMNS, "curves": curves}
 
 
@@ -1010,8 +930,8 @@ def step_sweep_row(grid: str, mult: float, spec: DIPSpec, case, lmax: float, gam
 def step_sweep_data(profile: str = "quick", seed: int = 0, *, config: StepSweepConfig | None = None,
                     progress: Progress | None = None) -> dict:
     """What figure (d) plots, and its table (one row per (step, seed), :func:`step_sweep_row`)."""
-    cfg = config if config is not None else STEP_SWEEP[_check_profile(profile)]
-    seed = _check_seed(seed)
+    cfg = config if config is not None else STEP_SWEEP[check_profile(profile)]
+    seed = check_seed(seed)
     loss = dip.make_loss("mse")
     specs = [DIPSpec(n=cfg.n, m=cfg.m, k=cfg.k, d=cfg.d, cond=cfg.cond, t_R=cfg.t_R, seed=seed + r)
              for r in range(cfg.seeds)]
@@ -1025,7 +945,7 @@ def step_sweep_data(profile: str = "quick", seed: int = 0, *, config: StepSweepC
         runs = gd_batch([cs.inst for cs in cases], gammas, loss, cfg.steps, record_every=1)
         for sp, cs, lm, g, run in zip(specs, cases, lmax, gammas, runs, strict=True):
             rows.append(step_sweep_row(grid, mult, sp, cs, lm, g, run))
-        _tick(progress, j + 1, len(jobs), f"{grid} = {mult:g}")
+        tick(progress, j + 1, len(jobs), f"{grid} = {mult:g}")
     _release_caches(cfg.k)
     return {"config": cfg, "seed": seed, "rows": rows, "columns": STEP_COLUMNS}
 
@@ -1102,8 +1022,8 @@ def underdetermined_data(profile: str = "quick", seed: int = 0, *,
         ``signal_error``, ``fit_error``, ``signal_bound`` (``inf`` for ``m < n``)) and ``ratios`` (per
         row: ``ratio(s)`` over ``config.s_grid``).
     """
-    cfg = config if config is not None else UNDERDETERMINED[_check_profile(profile)]
-    seed = _check_seed(seed)
+    cfg = config if config is not None else UNDERDETERMINED[check_profile(profile)]
+    seed = check_seed(seed)
     loss = dip.make_loss("mse")
     rows, curves, ratios = [], [], []
     for j, m in enumerate((cfg.m_under, cfg.m_over)):
@@ -1141,7 +1061,7 @@ def underdetermined_data(profile: str = "quick", seed: int = 0, *,
                            "signal_bound": bound})
             ratios.append(np.array([wit["ratios"][s] for s in cfg.s_grid]))
         _release_caches(cfg.k)
-        _tick(progress, j + 1, 2, f"m={m}")
+        tick(progress, j + 1, 2, f"m={m}")
     return {"config": cfg, "seed": seed, "rows": rows, "columns": _under_columns(cfg.s_grid),
             "curves": curves, "ratios": ratios}
 
@@ -1494,8 +1414,8 @@ def make_figures(out_dir: str, profile: str = "quick", seed: int = 0, *, configs
     list of str
         The written paths, PNG then CSV, in the order (a)-(e).
     """
-    _check_profile(profile)
-    _check_seed(seed)
+    check_profile(profile)
+    check_seed(seed)
     configs = dict(configs or {})
     unknown = set(configs) - {key for _, _, key, _, _ in FIGURES}
     if unknown:
@@ -1503,7 +1423,7 @@ def make_figures(out_dir: str, profile: str = "quick", seed: int = 0, *, configs
     os.makedirs(out_dir, exist_ok=True)
     paths = []
     for stem, label, key, data_fn, plot_fn in FIGURES:
-        progress = stderr_progress(label) if show_progress else None
+        progress = stderr_progress("dip", label) if show_progress else None
         data = data_fn(profile, seed, config=configs.get(key), progress=progress)
         png = os.path.join(out_dir, f"{stem}.png")
         csv_path = os.path.join(out_dir, f"{stem}.csv")

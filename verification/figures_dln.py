@@ -37,8 +37,8 @@ from dynamics import deep_linear as dl
 from dynamics._validate import real
 from verification.claims import dln_noise
 from verification.dln_instances import DLNSpec, materialize
+from verification.figures_common import check_profile, check_seed
 
-PROFILES = ("quick", "paper")
 FINE_NU = np.linspace(0.0, 1.0, 101)
 """Noise levels of the drawn exact curves (the protocol levels are marked on top)."""
 K_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
@@ -54,16 +54,8 @@ STEPSIZE_DECADES = 1e4
 """``T_k`` is the time for ``rho_k^t`` to fall by this factor (section 10.2)."""
 
 
-def _check_profile(profile: str) -> str:
-    if profile not in PROFILES:
-        raise ValueError(f"profile: expected one of {PROFILES}, got {profile!r}")
-    return profile
 
 
-def _check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
-    return int(seed)
 
 
 def stderr_progress(label: str, delay: float = 1.0) -> Callable[[int, int], None]:
@@ -95,8 +87,8 @@ def stderr_progress(label: str, delay: float = 1.0) -> Callable[[int, int], None
 
 def noise_robustness_spec(profile: str = "quick", seed: int = 0) -> DLNSpec:
     """The weight-decay spec of figure (a)/(b): the claim's quick or Figure-1 configuration."""
-    base = dln_noise.QUICK_SPEC if _check_profile(profile) == "quick" else dln_noise.FIG1_SPEC
-    return base.replace(seed=_check_seed(seed))
+    base = dln_noise.QUICK_SPEC if check_profile(profile) == "quick" else dln_noise.FIG1_SPEC
+    return base.replace(seed=check_seed(seed))
 
 
 def noise_robustness_data(profile: str = "quick", seed: int = 0, *, progress=None) -> dict:
@@ -190,7 +182,7 @@ def stepsize_data(profile: str = "quick", seed: int = 0, *, ks=K_GRID,
         re-run up to the step before divergence, so its curve shows the blow-up. Results are
         cached per ``(profile, seed, ks)`` (figure and tests share them); do not mutate them.
     """
-    base = STEPSIZE_SPECS[_check_profile(profile)].replace(seed=_check_seed(seed))
+    base = STEPSIZE_SPECS[check_profile(profile)].replace(seed=check_seed(seed))
     ks = tuple(float(real("ks", k, minimum=0.0, strict=True)) for k in ks)
     key = (profile, base.seed, ks)
     if key in _STEPSIZE_CACHE:
@@ -362,8 +354,8 @@ def make_figures(out_dir: str, profile: str = "quick", seed: int = 0) -> list[st
     list of str
         The written paths, in the order (a), (b), (c).
     """
-    _check_profile(profile)
-    _check_seed(seed)
+    check_profile(profile)
+    check_seed(seed)
     os.makedirs(out_dir, exist_ok=True)
     progress = stderr_progress("(a)/(b) lambda=0 and lambda>0 runs")
     paths = []

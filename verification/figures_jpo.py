@@ -66,7 +66,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -82,7 +81,16 @@ from dynamics import joint
 from dynamics import jpo_problems as jp
 from dynamics._validate import positive_int
 from verification import jpo_oracle as oracle_mod
-from verification.figures_dip import read_table, write_table
+from verification.figures_common import (
+    PROFILES,
+    Progress,
+    check_profile,
+    check_seed,
+    read_table,
+    stderr_progress,
+    tick,
+    write_table,
+)
 
 __all__ = [
     "BIAS_SNR1",
@@ -108,7 +116,6 @@ __all__ = [
     "write_table",
 ]
 
-PROFILES = ("quick", "paper")
 PROTOCOL_STEPS = joint.DEFAULT_STEPS
 """Spec §4.2: ``S_train = 3000``."""
 REFINE_RTOL = 1e-12
@@ -126,8 +133,6 @@ SIGN_LAW_SEED = 20240815
 SIGN_CHUNK = 1 << 13
 """Examples generated at a time for a sign-law pool (memory: a wave-packet chunk is 8 MB)."""
 CI_LEVEL = 0.95
-Progress = Callable[[int, int, str], None]
-"""``progress(done, total, detail)``, called by the data functions after each unit of work."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,18 +255,6 @@ PROFILE_CONFIGS = {
 """The two profiles (module docstring)."""
 
 
-def _check_profile(profile: str) -> str:
-    if profile not in PROFILES:
-        raise ValueError(f"profile: expected one of {PROFILES}, got {profile!r}")
-    return profile
-
-
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
-    return int(seed)
-
-
 def _setup(problem: str) -> ProblemSetup:
     if problem not in PROBLEMS:
         raise ValueError(f"problem: expected one of {list(PROBLEMS)}, got {problem!r}")
@@ -269,41 +262,12 @@ def _setup(problem: str) -> ProblemSetup:
 
 
 def _config(profile: str, config: FigureConfig | None) -> FigureConfig:
-    _check_profile(profile)
+    check_profile(profile)
     if config is None:
         return PROFILE_CONFIGS[profile]
     if not isinstance(config, FigureConfig):
         raise ValueError(f"config: expected a FigureConfig, got {type(config).__name__}")
     return config
-
-
-def stderr_progress(label: str, delay: float = 1.0) -> Progress:
-    """A ``progress(done, total, detail)`` callback keeping one stderr line up to date.
-
-    It writes at most once a second, only once the work has taken ``delay`` seconds, and ends the
-    line when ``done == total``.
-    """
-    t0 = time.perf_counter()
-    state = {"shown": False, "last": -math.inf}
-
-    def report(done: int, total: int, detail: str = "") -> None:
-        now = time.perf_counter()
-        final = done >= total
-        if now - t0 < delay or (now - state["last"] < 1.0 and not final):
-            return
-        if final and not state["shown"]:
-            return
-        state["shown"], state["last"] = True, now
-        sys.stderr.write(f"\r[invbounds figures jpo] {label}: {done}/{total} {detail[:40]:<40} "
-                         f"({now - t0:.0f}s)" + ("\n" if final else ""))
-        sys.stderr.flush()
-
-    return report
-
-
-def _tick(progress: Progress | None, done: int, total: int, detail: str) -> None:
-    if progress is not None:
-        progress(done, total, detail)
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,7 +372,7 @@ def run_benchmark(problem: str, n: int, seed: int, *, steps: int = PROTOCOL_STEP
     """
     setup = _setup(problem)
     n = positive_int("n", n)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     steps = positive_int("steps", steps)
     prob = setup.make(n, seed)
     seconds = {}
@@ -524,7 +488,7 @@ def sweep_data(problem: str, profile: str = "quick", seed: int = 0, *, config: F
     """
     setup = _setup(problem)
     cfg = _config(profile, config)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     runs = {}
     rows: list[dict] = []
     total = len(cfg.ns) * cfg.seeds
@@ -535,7 +499,7 @@ def sweep_data(problem: str, profile: str = "quick", seed: int = 0, *, config: F
             runs[(n, seed + r)] = run
             rows += _run_rows(run)
             done += 1
-            _tick(progress, done, total, f"n={n} seed={seed + r}")
+            tick(progress, done, total, f"n={n} seed={seed + r}")
     return {"rows": rows, "columns": SWEEP_COLUMNS, "cells": _cells(rows), "runs": runs, "config": cfg,
             "setup": setup, "seed": seed, "profile": profile}
 
@@ -685,7 +649,7 @@ def sign_law_pool(problem: str, series: str, size: int, seed: int) -> np.ndarray
     if series == "bias" and setup.name != "ripple":
         raise ValueError("series: the bias series is defined for the ripple only")
     size = positive_int("size", size)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     rng = np.random.default_rng([seed, 0 if series == "feature" else 1])
     out = np.empty(size)
     for start in range(0, size, SIGN_CHUNK):
@@ -729,7 +693,7 @@ def sign_law_data(problem: str, profile: str = "quick", seed: int = 0, *, config
     """
     setup = _setup(problem)
     cfg = _config(profile, config)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     pool_seed = _pool_seed(setup, seed)
     names = ("feature", "bias") if setup.name == "ripple" else ("feature",)
     total = len(names) * (len(cfg.sign_ns) + 1)
@@ -739,7 +703,7 @@ def sign_law_data(problem: str, profile: str = "quick", seed: int = 0, *, config
     for name in names:
         pool = sign_law_pool(problem, name, cfg.sign_pool, pool_seed)
         done += 1
-        _tick(progress, done, total, f"{name} pool")
+        tick(progress, done, total, f"{name} pool")
         closed = None
         if name == "feature":
             mean, sd = float(pool.mean()), float(pool.std(ddof=1))
@@ -765,7 +729,7 @@ def sign_law_data(problem: str, profile: str = "quick", seed: int = 0, *, config
                          "se": math.sqrt(freq * (1 - freq) / M), "clt": clt, "exact": exact,
                          "snr1": snr1, "snr1_closed_form": closed})
             done += 1
-            _tick(progress, done, total, f"{name} n={n}")
+            tick(progress, done, total, f"{name} n={n}")
         series[name] = {"snr1": snr1, "closed": closed, "fine_n": fine,
                         "clt_curve": special.ndtr(np.sqrt(fine) * snr1)}
     return {"rows": rows, "columns": SIGN_COLUMNS, "series": series, "setup": setup, "config": cfg,
@@ -965,7 +929,7 @@ def make_figures(out_dir: str, profile: str = "quick", seed: int = 0, *, config:
         The written paths, PNG then CSV, per problem in the order sign law, win rate, landscape.
     """
     cfg = _config(profile, config)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     if problems is None:
         problems = tuple(PROBLEMS)
     if isinstance(problems, str) or not all(p in PROBLEMS for p in problems) or not problems:
@@ -973,7 +937,7 @@ def make_figures(out_dir: str, profile: str = "quick", seed: int = 0, *, config:
     os.makedirs(out_dir, exist_ok=True)
     paths: list[str] = []
     def progress(name: str, label: str) -> Progress | None:
-        return stderr_progress(f"{name} {label}") if show_progress else None
+        return stderr_progress("jpo", f"{name} {label}") if show_progress else None
 
     for name in problems:
         sign = sign_law_data(name, profile, seed, config=cfg, progress=progress(name, "(c) sign law"))
