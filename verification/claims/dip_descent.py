@@ -405,7 +405,7 @@ def gd_grad_lipschitz(spec: DIPSpec) -> Evidence:
                               for a, b, c in zip(lhs, rhs, scale, strict=True)])
             i = ev.compare_along(f"rho = {name}, {family}: ||grad f(W) - grad f(W')|| <= L_nabla(rho) "
                                    f"||W - W'||",
-                               np.arange(lhs.size), lhs, rhs, allow, at_name="pair", L_nabla=L, rho=rho)
+                                 np.arange(lhs.size), lhs, rhs, allow, at_name="pair", L_nabla=L, rho=rho)
             worst[f"max_ratio_{name}_{family}"] = float(lhs[i] / rhs[i]) if rhs[i] > 0 else math.nan
     # The constants materialize uses for the step are Lemma S at R and 2R.
     if case.R > 0:
@@ -442,7 +442,7 @@ def gd_monotone_descent(spec: DIPSpec) -> Evidence:
     lhs = st.loss[1:][live]
     rhs = st.loss[:-1][live] - c * st.grad[:-1][live] ** 2
     ev.compare_along("L_{tau+1} <= L_tau - c_gamma ||grad f(theta_tau)||^2", tau, lhs, rhs,
-                   _gd_allowance(rhs, _step_loss_scale(case, st, live)))
+                     _gd_allowance(rhs, _step_loss_scale(case, st, live)))
     gain = st.loss[:-1][live] - st.loss[1:][live]
     with np.errstate(divide="ignore", invalid="ignore"):
         eff = gain / (c * st.grad[:-1][live] ** 2)
@@ -474,12 +474,12 @@ def gd_linear_rate_mse(spec: DIPSpec) -> Evidence:
     tau = np.arange(spec.steps)[live]
     rhs = q * st.loss[:-1][live]
     ev.compare_along("L_{tau+1} <= q_gamma L_tau", tau, st.loss[1:][live], rhs,
-                   _gd_allowance(rhs, _step_loss_scale(case, st, live)))
+                     _gd_allowance(rhs, _step_loss_scale(case, st, live)))
     rec_live = _above_floor(traj.records["loss"])
     t = traj.times[rec_live]
     r_bound = np.exp(0.5 * t * math.log(q)) * case.r0
     ev.compare_along("||r_tau|| <= q_gamma^{tau/2} ||r_0||", t, traj.records["fit_error"][rec_live],
-                   r_bound, _gd_allowance(r_bound, _residual_scale(case)))
+                     r_bound, _gd_allowance(r_bound, _residual_scale(case)))
     with np.errstate(divide="ignore", invalid="ignore"):
         contraction = st.loss[1:][live] / st.loss[:-1][live]
     ev.metrics.update(q_gamma=q, max_contraction=float(np.max(contraction)),
@@ -507,10 +507,10 @@ def gd_kl_rate(spec: DIPSpec) -> Evidence:
     kappa = case.cert.kappa
     L_bound = _loss_bound(case, t, kappa)
     ev.compare_along("L_tau <= Psi^{-1}(Psi(L_0) + tau c_gamma kappa)", traj.times[live], rec["loss"][live],
-                   L_bound, _gd_allowance(L_bound, _loss_scale(case, rec["fit_error"][live])))
+                     L_bound, _gd_allowance(L_bound, _loss_scale(case, rec["fit_error"][live])))
     r_bound = _residual_bound(case, t, kappa)
     ev.compare_along("||r_tau|| <= H^{-1}(H(||r_0||) + tau c_gamma kappa)", traj.times[live],
-                   rec["fit_error"][live], r_bound, _gd_allowance(r_bound, _residual_scale(case)))
+                     rec["fit_error"][live], r_bound, _gd_allowance(r_bound, _residual_scale(case)))
     ev.metrics.update(kappa=kappa, c_gamma=case.step.c_gamma, checked_records=int(live.sum()),
                       final_loss_over_bound=float(rec["loss"][live][-1] / L_bound[-1]) if L_bound[-1] > 0
                       else math.nan)
@@ -540,12 +540,12 @@ def gd_path_length(spec: DIPSpec) -> Evidence:
     mid_scale = factor * _residual_scale(case)
     ev.compare_along("||theta_tau - theta_0|| <= l_tau", t, rec["drift"], ell, _gd_allowance(ell, Rpg))
     ev.compare_along("l_tau <= 2/(sigma_0 sigma_A beta_gamma) (psi_0 - psi(L_tau))", t, ell, mid,
-                   _gd_allowance(mid, mid_scale))
+                     _gd_allowance(mid, mid_scale))
     ev.compare_along("2/(sigma_0 sigma_A beta_gamma) (psi_0 - psi(L_tau)) <= R'_gamma", t, mid,
-                   np.full_like(mid, Rpg), _gd_allowance(Rpg, mid_scale))
+                     np.full_like(mid, Rpg), _gd_allowance(Rpg, mid_scale))
     # The ball is convex: both ends of every segment inside puts the segment inside.
     ev.compare_along("||theta_tau - theta_0|| <= R'_gamma (segments in B(theta_0, R'_gamma))", t,
-                   rec["drift"], np.full_like(ell, Rpg), _gd_allowance(Rpg, Rpg))
+                     rec["drift"], np.full_like(ell, Rpg), _gd_allowance(Rpg, Rpg))
     ev.metrics.update(path_over_R_prime_gamma=float(ell[-1] / Rpg), R_prime_gamma_over_R=Rpg / case.R,
                       beta_gamma=case.step.beta)
     return ev
@@ -568,11 +568,11 @@ def gd_sigma_min_stays_half(spec: DIPSpec) -> Evidence:
     weyl = s0 - case.L_J * traj.records["drift"]
     # Weyl's step is pointwise algebra at a computed state (eigvalsh of K: class I rounding).
     ev.compare_along("sigma_0 - L_J ||theta_tau - theta_0|| <= sigma_min(J(theta_tau))", t, weyl, sig,
-                   tol.inequality(s0, s0, s0, spec.k))
+                     tol.inequality(s0, s0, s0, spec.k))
     ev.compare_along("sigma_0/2 <= sigma_0 - L_J ||theta_tau - theta_0||", t, np.full_like(weyl, s0 / 2),
-                   weyl, _gd_allowance(weyl, s0))
+                     weyl, _gd_allowance(weyl, s0))
     ev.compare_along("sigma_0/2 <= sigma_min(J(theta_tau))", t, np.full_like(sig, s0 / 2), sig,
-                   _gd_allowance(sig, s0))
+                     _gd_allowance(sig, s0))
     ev.metrics.update(min_sigma_over_sigma0=float(sig.min() / s0), records=int(sig.size))
     return ev
 
@@ -621,34 +621,35 @@ def gd_refined_certificate(spec: DIPSpec) -> Evidence:
     tau = np.arange(spec.steps)[live_step]
     rhs = st.loss[:-1][live_step] - c * st.grad[:-1][live_step] ** 2
     ev.compare_along("descent lemma with L_nabla(2R): L_{tau+1} <= L_tau - c_gamma ||grad f(theta_tau)||^2",
-                   tau, st.loss[1:][live_step], rhs,
-                   _gd_allowance(rhs, _step_loss_scale(case, st, live_step)))
+                     tau, st.loss[1:][live_step], rhs,
+                     _gd_allowance(rhs, _step_loss_scale(case, st, live_step)))
     # The proof's invariant along the polygonal path:
     # F(l) = sigma_0 l - L_J l^2/2 <= (psi_0 - psi(L_tau))/(beta sigma_A).
     F = s0 * ell - 0.5 * L_J * ell ** 2
     factor = 1.0 / (beta * sA)
     budget = factor * (case.r0 - r)
     ev.compare_along("F(l_tau) <= (psi_0 - psi(L_tau))/(beta_gamma sigma_A)", t, F, budget,
-                   _gd_allowance(budget, factor * _residual_scale(case)))
+                     _gd_allowance(budget, factor * _residual_scale(case)))
     ev.compare_along("l_tau <= R'_gamma/(1 + sqrt(1 - Delta_gamma))", t, ell,
-                   np.full_like(ell, rs.path_bound), _gd_allowance(rs.path_bound, rs.path_bound))
+                     np.full_like(ell, rs.path_bound), _gd_allowance(rs.path_bound, rs.path_bound))
     sig = rec["sigma_min"]
     weyl = s0 - L_J * ell
     ev.compare_along("sigma_0 - L_J l_tau <= sigma_min(J(theta_tau))", t, weyl, sig,
-                   tol.inequality(s0, s0, s0, spec.k))
+                     tol.inequality(s0, s0, s0, spec.k))
     ev.compare_along("sigma_star_gamma <= sigma_0 - L_J l_tau", t, np.full_like(weyl, rs.sigma_star_gamma),
-                   weyl, _gd_allowance(weyl, s0))
+                     weyl, _gd_allowance(weyl, s0))
     live = _above_floor(rec["loss"])
     rate = rs.rate
     L_bound = _loss_bound(case, t[live], rate)
     ev.compare_along("L_tau <= Psi^{-1}(Psi(L_0) + tau c_gamma sigma_star_gamma^2 sigma_A^2)", t[live],
-                   rec["loss"][live], L_bound,
-                   _gd_allowance(L_bound, _loss_scale(case, rec["fit_error"][live])))
+                     rec["loss"][live], L_bound,
+                     _gd_allowance(L_bound, _loss_scale(case, rec["fit_error"][live])))
     if spec.loss == "mse":
         q = 1.0 - 2.0 * rate
         rhs = q * st.loss[:-1][live_step]
         ev.compare_along("MSE: L_{tau+1} <= (1 - 2 c_gamma sigma_star_gamma^2 sigma_A^2) L_tau", tau,
-                       st.loss[1:][live_step], rhs, _gd_allowance(rhs, _step_loss_scale(case, st, live_step)))
+                         st.loss[1:][live_step], rhs,
+                         _gd_allowance(rhs, _step_loss_scale(case, st, live_step)))
         ev.metrics["q_refined"] = q
     ev.metrics.update(Delta_gamma=rs.Delta_gamma, path_over_bound=float(ell.max() / rs.path_bound),
                       min_sigma_over_sigma_star_gamma=float(sig.min() / rs.sigma_star_gamma),
@@ -899,7 +900,8 @@ def gd_early_stopping_steps(spec: DIPSpec) -> Evidence:
     after = tau >= tau_eps
     # No floor: the right side is ||eps_eff|| > 0 and does not decay.
     ev.compare_along("tau >= tau_eps: ||r_tau|| <= ||eps_eff||", tau[after], fit[after],
-                   np.full(int(after.sum()), eps), _gd_allowance(eps, _residual_scale(case)), tau_eps=tau_eps)
+                     np.full(int(after.sum()), eps), _gd_allowance(eps, _residual_scale(case)),
+                     tau_eps=tau_eps)
     below = np.flatnonzero(fit <= eps)
     ev.metrics.update(tau_eps=tau_eps, enclosure=str(x), noise_over_r0=eps / case.r0, steps_run=n_steps,
                       first_step_below_noise=int(below[0]) if below.size else -1)

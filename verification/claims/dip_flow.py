@@ -305,11 +305,11 @@ def gf_loss_rate(spec: DIPSpec) -> Evidence:
     ev = Evidence()
     r_bound = _residual_bound(case, t, kappa)
     ev.compare_along("||r(t)|| <= H^{-1}(H(||r_0||) + kappa t)", t, rec["fit_error"][live], r_bound,
-                   _gf_allowance(r_bound, case.r0))
+                     _gf_allowance(r_bound, case.r0))
     L_bound = _loss_bound(case, t, kappa)
     L0 = float(rec["loss"][0])
     ev.compare_along("L(t) <= Psi^{-1}(Psi(L_0) + kappa t)", t, rec["loss"][live], L_bound,
-                   _gf_allowance(L_bound, L0))
+                     _gf_allowance(L_bound, L0))
     ev.metrics.update(checked_times=int(live.sum()), checked_until=float(t[-1]),
                       noise_cutoff=bool(live.sum() < np.sum(rec["fit_error"] >= GF_FLOOR * case.r0)),
                       kappa=kappa, R_prime_over_R=case.cert.R_prime / case.R,
@@ -335,11 +335,11 @@ def gf_path_length_within_r_prime(spec: DIPSpec) -> Evidence:
     # psi(L(t)) = ||r(t)|| for every radial loss (spec §4.3), so the middle term is in residuals.
     mid = 2.0 / (case.sigma0 * case.sigmaA) * (case.r0 - rec["fit_error"][live])
     ev.compare_along("||theta(t) - theta_0|| <= l(t)", t, rec["drift"][live], ell,
-                   _gf_allowance(ell, _theta_scale(case)))
+                     _gf_allowance(ell, _theta_scale(case)))
     ev.compare_along("l(t) <= 2/(sigma_0 sigma_A) (psi_0 - psi(L(t)))", t, ell, mid,
-                   _gf_allowance(mid, Rp))
+                     _gf_allowance(mid, Rp))
     ev.compare_along("2/(sigma_0 sigma_A) (psi_0 - psi(L(t))) <= R'", t, mid, np.full_like(mid, Rp),
-                   _gf_allowance(Rp, Rp))
+                     _gf_allowance(Rp, Rp))
     ev.metrics.update(path_over_R_prime=float(ell[-1] / Rp), R_prime=Rp, R=case.R)
     return ev
 
@@ -364,11 +364,11 @@ def gf_sigma_min_stays_half(spec: DIPSpec) -> Evidence:
     # Weyl's step is pointwise algebra at a computed state: eigvalsh of K errs by ~u lambda_max(K)
     # <= u J_max^2, i.e. by u J_max^2/(2 sigma) in sigma = sqrt(lambda) (class I with that scale).
     ev.compare_along("sigma_0 - L_J ||theta(t) - theta_0|| <= sigma_min(J(theta(t)))", t, weyl, sig,
-                   tol.inequality(s0, s0, case.J_max ** 2 / s0, spec.n))
+                     tol.inequality(s0, s0, case.J_max ** 2 / s0, spec.n))
     ev.compare_along("sigma_0/2 <= sigma_0 - L_J ||theta(t) - theta_0||", t, np.full_like(weyl, s0 / 2),
-                   weyl, _gf_allowance(weyl, s0))
+                     weyl, _gf_allowance(weyl, s0))
     ev.compare_along("sigma_0/2 <= sigma_min(J(theta(t)))", t, np.full_like(sig, s0 / 2), sig,
-                   _gf_allowance(sig, s0))
+                     _gf_allowance(sig, s0))
     ev.metrics.update(min_sigma_over_sigma0=float(sig.min() / s0), grid_points=int(grid.size))
     return ev
 
@@ -392,7 +392,7 @@ def gf_parameter_convergence(spec: DIPSpec) -> Evidence:
     ev = Evidence()
     scale = _theta_scale(case)
     worst = ev.compare_along("||theta(t) - theta(s)|| <= 2/(sigma_0 sigma_A)(psi(L(t)) - psi(L(s)))",
-                           grid[i], lhs, rhs, _gf_allowance(rhs, scale))
+                             grid[i], lhs, rhs, _gf_allowance(rhs, scale))
     ev.comparisons[-1].witness["s"] = float(grid[j][worst])
     # theta_inf is approximated by theta(T_c), T_c the last checked time: the Cauchy bound with
     # s = T_c is implied by the claim (psi >= 0), so this checks the rate form without theta_inf.
@@ -400,7 +400,7 @@ def gf_parameter_convergence(spec: DIPSpec) -> Evidence:
     dist_T = np.linalg.norm(Z[live] - Z[live][-1], axis=1) / u_norm
     rhs_inf = c * _residual_bound(case, t, case.cert.kappa)
     ev.compare_along("||theta(t) - theta(T_c)|| <= 2/(sigma_0 sigma_A) psi(Psi^{-1}(Psi(L_0) + kappa t))",
-                   t, dist_T, rhs_inf, _gf_allowance(rhs_inf, scale))
+                     t, dist_T, rhs_inf, _gf_allowance(rhs_inf, scale))
     ev.metrics.update(pairs=int(lhs.size), max_pair_ratio=float(np.max(lhs / np.maximum(rhs, 1e-300))),
                       terminal_residual_ratio=float(traj.records["fit_error"][-1] / case.r0))
     return ev
@@ -432,26 +432,26 @@ def gf_refined_certificate(spec: DIPSpec) -> Evidence:
     F = s0 * ell - 0.5 * L_J * ell ** 2
     budget = (case.r0 - r) / sA
     ev.compare_along("F(l(t)) <= (psi_0 - psi(L(t)))/sigma_A", t, F, budget,
-                   _gf_allowance(budget, case.r0 / sA))
+                     _gf_allowance(budget, case.r0 / sA))
     ev.compare_along("l(t) <= l_star", t, ell, np.full_like(ell, cert.ell_star),
-                   _gf_allowance(cert.ell_star, cert.R_prime))
+                     _gf_allowance(cert.ell_star, cert.R_prime))
     sig = rec["sigma_min"][live]
     weyl = s0 - L_J * ell
     ev.compare_along("sigma_0 - L_J l(t) <= sigma_min(J(theta(t)))", t, weyl, sig,
-                   _gf_allowance(sig, s0))
+                     _gf_allowance(sig, s0))
     ev.compare_along("sigma_star <= sigma_0 - L_J l(t)", t, np.full_like(weyl, cert.sigma_star), weyl,
-                   _gf_allowance(weyl, s0))
+                     _gf_allowance(weyl, s0))
     r_bound = _residual_bound(case, t, cert.kappa_star)
     ev.compare_along("||r(t)|| <= H^{-1}(H(||r_0||) + kappa_star t)", t, r, r_bound,
-                   _gf_allowance(r_bound, case.r0))
+                     _gf_allowance(r_bound, case.r0))
     L_bound = _loss_bound(case, t, cert.kappa_star)
     ev.compare_along("L(t) <= Psi^{-1}(Psi(L_0) + kappa_star t)", t, rec["loss"][live], L_bound,
-                   _gf_allowance(L_bound, float(rec["loss"][0])))
+                     _gf_allowance(L_bound, float(rec["loss"][0])))
     # theta_inf approximated by theta(T_c): implied by the claim, as in dip.gf_parameter_convergence.
     dist_T = np.linalg.norm(Z[live] - Z[live][-1], axis=1) / float(np.linalg.norm(case.inst.u))
     rhs = r / (cert.sigma_star * sA)
     ev.compare_along("||theta(t) - theta(T_c)|| <= psi(L(t))/(sigma_star sigma_A)", t, dist_T, rhs,
-                   _gf_allowance(rhs, _theta_scale(case)))
+                     _gf_allowance(rhs, _theta_scale(case)))
     ev.metrics.update(Delta=cert.Delta, path_over_ell_star=float(ell.max() / cert.ell_star),
                       min_sigma_over_sigma_star=float(sig.min() / cert.sigma_star))
     if spec.loss == "mse" and t[-1] > 0:
@@ -504,7 +504,7 @@ def gf_rate_lower_bound(spec: DIPSpec) -> Evidence:
     lower = _residual_bound(case, t, kappa_up)
     ev = Evidence()
     ev.compare_along("H^{-1}(H(||r_0||) + kappa_up t) <= ||r(t)||", t, lower, r[live],
-                   _gf_allowance(r[live], case.r0))
+                     _gf_allowance(r[live], case.r0))
     ev.metrics.update(kappa_up=kappa_up, certificate=case.cert is not None)
     if case.cert is not None and case.cert.refined:
         ev.metrics["kappa_up_over_kappa_star"] = kappa_up / case.cert.kappa_star
@@ -551,30 +551,30 @@ def gf_observation_kernel_certificate(spec: DIPSpec) -> Evidence:
     ev = Evidence()
     F = s0 * ell - 0.5 * LA * ell ** 2
     ev.compare_along("refined: s_0 l - ||A|| L_J l^2/2 <= psi_0 - psi(L(t))", t, F, case.r0 - r,
-                   _gf_allowance(case.r0 - r, case.r0))
+                     _gf_allowance(case.r0 - r, case.r0))
     ev.compare_along("refined: l(t) <= R'_A/(1 + sqrt(1 - Delta_A))", t, ell, np.full_like(ell, ell_star),
-                   _gf_allowance(ell_star, obs.R_prime_A))
+                     _gf_allowance(ell_star, obs.R_prime_A))
     weyl = s0 - LA * ell
     # eigvalsh of A K A^T errs by ~u ||A||^2 J_max^2, i.e. by that over 2 sigma in sigma (class I with
     # that scale; s_0 and sigma_{r_A}(A J(theta_0)) are two such evaluations).
     ev.compare_along("s_0 - ||A|| L_J l(t) <= sigma_{r_A}(A J(theta(t)))", t, weyl, sig,
-                   tol.inequality(s0, s0, (case.norm_A * case.J_max) ** 2 / s0, max(spec.m, spec.n)))
+                     tol.inequality(s0, s0, (case.norm_A * case.J_max) ** 2 / s0, max(spec.m, spec.n)))
     ev.compare_along("refined: s_0 sqrt(1 - Delta_A) <= s_0 - ||A|| L_J l(t)", t,
-                   np.full_like(weyl, s0 * root), weyl, _gf_allowance(weyl, s0))
+                     np.full_like(weyl, s0 * root), weyl, _gf_allowance(weyl, s0))
     bound = _residual_bound(case, t, obs.rate_refined)
     ev.compare_along("refined: ||r(t)|| <= H^{-1}(H(||r_0||) + s_0^2 (1 - Delta_A) t)", t, r, bound,
-                   _gf_allowance(bound, case.r0))
+                     _gf_allowance(bound, case.r0))
     if obs.base:
         mid = 2.0 / s0 * (case.r0 - r)
         ev.compare_along("base: l(t) <= 2/s_0 (psi_0 - psi(L(t)))", t, ell, mid,
-                       _gf_allowance(mid, obs.R_prime_A))
+                         _gf_allowance(mid, obs.R_prime_A))
         ev.compare_along("base: 2/s_0 (psi_0 - psi(L(t))) <= R'_A", t, mid,
-                       np.full_like(mid, obs.R_prime_A), _gf_allowance(obs.R_prime_A, obs.R_prime_A))
+                         np.full_like(mid, obs.R_prime_A), _gf_allowance(obs.R_prime_A, obs.R_prime_A))
         ev.compare_along("base: s_0/2 <= sigma_{r_A}(A J(theta(t)))", t, np.full_like(sig, s0 / 2), sig,
-                       _gf_allowance(sig, s0))
+                         _gf_allowance(sig, s0))
         bound = _residual_bound(case, t, obs.rate_base)
         ev.compare_along("base: ||r(t)|| <= H^{-1}(H(||r_0||) + s_0^2/4 t)", t, r, bound,
-                       _gf_allowance(bound, case.r0))
+                         _gf_allowance(bound, case.r0))
     ev.metrics.update(Delta_A=obs.Delta_A, base=obs.base, k_below_n=spec.k < spec.n, rank_A=case.rank_A,
                       sigma0=case.sigma0, path_over_ell_star=float(ell.max() / ell_star))
     return ev
@@ -682,12 +682,12 @@ def recovery_observation_space(spec: DIPSpec) -> Evidence:
     fit = traj.records["fit_error"]
     scale = float(np.linalg.norm(inst.y)) + eps
     ev.compare_along("||y(t) - A x_bar|| <= ||y(t) - y|| + ||eps||", traj.times, lhs, fit + eps,
-                   tol.inequality(lhs.max(), (fit + eps).max(), scale, inst.m) + data_tol)
+                     tol.inequality(lhs.max(), (fit + eps).max(), scale, inst.m) + data_tol)
     t = traj.times[live]
     for name, kappa in _rate_kappas(case).items():
         bound = _residual_bound(case, t, kappa) + eps
         ev.compare_along(f"||y(t) - A x_bar|| <= psi(Psi^{{-1}}(Psi(L_0) + {name} t)) + ||eps||", t,
-                       lhs[live], bound, _gf_allowance(bound, case.r0) + data_tol)
+                         lhs[live], bound, _gf_allowance(bound, case.r0) + data_tol)
     ev.metrics.update(noise=eps, noise_over_r0=eps / case.r0,
                       final_obs_error_over_noise=float(lhs[-1] / eps) if eps > 0 else math.nan)
     return ev
@@ -720,13 +720,13 @@ def recovery_signal_space(spec: DIPSpec) -> Evidence:
     scale = (float(np.linalg.norm(inst.y)) + eps) / sn + float(np.linalg.norm(inst.x_bar))
     allow = tol.inequality(lhs.max(), rhs.max(), scale, max(inst.m, inst.n)) + data_tol / sn
     ev.compare_along("(a) ||x(t) - x_bar|| <= (||y(t) - y|| + ||eps||)/sigma_n(A)", traj.times, lhs, rhs,
-                   allow)
+                     allow)
     t = traj.times[live]
     for name, kappa in _rate_kappas(case).items():
         bound = (_residual_bound(case, t, kappa) + eps) / sn
         ev.compare_along(f"(a) ||x(t) - x_bar|| <= (psi(Psi^{{-1}}(Psi(L_0) + {name} t)) + ||eps||)"
                            f"/sigma_n(A)", t, lhs[live], bound,
-                       _gf_allowance(bound, case.r0 / sn) + data_tol / sn)
+                         _gf_allowance(bound, case.r0 / sn) + data_tol / sn)
     teacher = case.z_star is not None
     in_sigma = teacher and _teacher_premise(case, strict=False)
     if in_sigma:
@@ -765,13 +765,13 @@ def recovery_limit_least_squares(spec: DIPSpec) -> Evidence:
     p_tol = tol.pseudo_inverse(float(np.linalg.norm(case.y_raw)), float(sv[0] / sv[-1]),
                                max(inst.m, inst.n)) / sn
     ev.compare_along("||x(t) - A^+ y|| <= ||r_eff(t)||/sigma_n(A)", traj.times, lhs, rhs,
-                   tol.inequality(lhs.max(), rhs.max(), float(np.linalg.norm(x_ls)), inst.n) + p_tol)
+                     tol.inequality(lhs.max(), rhs.max(), float(np.linalg.norm(x_ls)), inst.n) + p_tol)
     # x_inf = A^+ y: with the certified rate, ||x(t) - A^+ y|| <= H^{-1}(H(||r_0||) + kappa_star t)
     # / sigma_n(A) -> 0 (checked range of the flow: the GF tolerance).
     t = traj.times[live]
     rate = _residual_bound(case, t, case.cert.kappa_star) / sn
     ev.compare_along("||x(t) - A^+ y|| <= e^{-kappa_star t} ||r_0||/sigma_n(A) (so x_inf = A^+ y)", t,
-                   lhs[live], rate, _gf_allowance(rate, case.r0 / sn) + p_tol)
+                     lhs[live], rate, _gf_allowance(rate, case.r0 / sn) + p_tol)
     ev.metrics.update(noise_amplification=float(np.linalg.norm(x_ls - inst.x_bar)),
                       distance_at_checked_end=float(lhs[live][-1]), checked_until=float(t[-1]))
     return ev
@@ -842,15 +842,15 @@ def early_stopping_time(spec: DIPSpec) -> Evidence:
         if grid is not None:
             x, v, r = _outputs(case, Zg)
             ev.compare_along(f"t in [{name}, t_last]: ||y(t) - y|| <= ||eps||", grid, r,
-                           np.full_like(r, eps), _gf_allowance(eps, case.r0), T=T_name)
+                             np.full_like(r, eps), _gf_allowance(eps, case.r0), T=T_name)
             obs = np.linalg.norm(v - Ax_bar, axis=1)
             ev.compare_along(f"t in [{name}, t_last]: ||y(t) - A x_bar|| <= 2||eps||", grid, obs,
-                           np.full_like(obs, 2 * eps), _gf_allowance(2 * eps, case.r0) + data_tol, T=T_name)
+                             np.full_like(obs, 2 * eps), _gf_allowance(2 * eps, case.r0) + data_tol, T=T_name)
             if sn > 0:
                 sig = np.linalg.norm(x - inst.x_bar, axis=1)
                 ev.compare_along(f"t in [{name}, t_last]: ||x(t) - x_bar|| <= 2||eps||/sigma_n(A)", grid,
-                               sig, np.full_like(sig, 2 * eps / sn),
-                               _gf_allowance(2 * eps / sn, case.r0 / sn) + data_tol / sn, T=T_name)
+                                 sig, np.full_like(sig, 2 * eps / sn),
+                                 _gf_allowance(2 * eps / sn, case.r0 / sn) + data_tol / sn, T=T_name)
         # Beyond the last state read (t_c or 2 T): ||r|| is non-increasing along exact GF
         # (d||r||/dt = -||theta_dot||^2/h'(||r||)), so ||y(t) - y|| <= ||r|| there, and the other
         # two bounds follow from it by the triangle inequality and injectivity (pointwise algebra,
