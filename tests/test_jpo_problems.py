@@ -679,7 +679,6 @@ def test_quick_profile_holds(claim_id):
     assert c.family == "jpo" and c.reference.startswith("docs/theory/jpo.md#")
     res = c.run("quick")
     assert res.verdict is Verdict.HOLDS, [(r.verdict, r.error, r.worst()) for r in res.instances]
-    assert res.seconds < 5.0
     for r in res.instances:
         assert parse_spec(repr(r.instance)) == r.instance
 
