@@ -2,7 +2,8 @@
 
 ``invbounds verify`` runs every registered claim's profile and prints the verdict table;
 ``invbounds list`` lists the claims; ``invbounds reproduce`` re-checks one instance from its repr;
-``invbounds figures FAMILY --out DIR`` draws a family's figures.
+``invbounds figures FAMILY --out DIR`` draws a family's figures; ``invbounds report DB --out DIR``
+writes the tightness atlas of a sweep store (``verification/atlas.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import fnmatch  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from verification import engine  # noqa: E402
+from verification import atlas, engine  # noqa: E402
 from verification.engine import Verdict  # noqa: E402
 
 
@@ -200,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--profile", choices=engine.PROFILES, default="quick")
     f.add_argument("--seed", type=int, default=0)
     f.set_defaults(func=cmd_figures)
+    atlas.add_report_parser(sub)
     return p
 
 
