@@ -132,11 +132,12 @@ def test_bfgs_baseline_ripple_256(benchmark):
     benchmark.group = "jpo BFGS baseline, ripple n=256"
     benchmark.extra_info.update({"n": N_EXAMPLES, "amp": RIPPLE_AMP, "options": dict(br.BFGS_OPTIONS),
                                  "blas_threads_env": os.environ.get("OPENBLAS_NUM_THREADS")})
-    run = benchmark.pedantic(br.bfgs_baseline, args=(prob,), rounds=3, iterations=1)
+    run = benchmark.pedantic(br.bfgs_baseline, args=(prob,), kwargs={"engine": "scipy"}, rounds=3,
+                             iterations=1)
     _check_baseline(run)
     benchmark.extra_info.update(run.totals())
     if benchmark.enabled:
-        (total,) = interleaved_best([lambda: br.bfgs_baseline(prob)], 5)
+        (total,) = interleaved_best([lambda: br.bfgs_baseline(prob, engine="scipy")], 5)
         prof = br.overhead_profile(prob)
         benchmark.extra_info["ms_total"] = total * 1e3
         benchmark.extra_info["us_per_example"] = total / N_EXAMPLES * 1e6
@@ -219,3 +220,69 @@ def test_paper_sweep_estimate(benchmark):
     assert math.isclose(est["total_s"], parts) and est["total_s"] > 0
     benchmark.extra_info.update({k: v for k, v in est.items() if k != "runs"})
     benchmark.extra_info["total_min"] = est["total_s"] / 60.0
+
+
+# --------------------------------------------------------------------------------------------
+# lock-step batched BFGS (dynamics.bfgs_batch) against the per-example baseline, same run
+
+import pytest  # noqa: E402
+
+from dynamics import bfgs_batch as bbatch  # noqa: E402
+
+REFINE_SCALE = {"ripple": 0.1, "wave_packet": 0.02, "billiards": 0.05, "logistic": 0.05}
+"""Refinement-like starts ``x* + N(0, s^2)`` (billiards: relative), the scales of the
+``jpo.bfgs_result_consistency`` claim."""
+
+
+def _check_batch_identical(batch: br.BFGSRun, ref: br.BFGSRun) -> None:
+    # The batched driver reproduces the reference bit for bit (tests/test_bfgs_batch.py).
+    for field in ("nit", "nfev", "njev", "status"):
+        assert np.array_equal(getattr(batch, field), getattr(ref, field)), field
+    assert batch.message == ref.message
+    assert np.array_equal(batch.x, ref.x) and np.array_equal(batch.fun, ref.fun)
+    assert np.all(batch.consistent)
+
+
+def _batch_extra_info(benchmark, prob: jp.Problem, starts: np.ndarray, ref: br.BFGSRun) -> None:
+    det = bbatch.bfgs_batch_detail(prob, starts)
+    benchmark.extra_info.update(det.summary())
+    benchmark.extra_info["kernel_impl"] = bbatch._Kernel(prob.model, "per_row", starts).impl
+    benchmark.extra_info["max_nfev"] = int(ref.nfev.max())
+    benchmark.extra_info["status_2"] = int(np.sum(ref.status == 2))
+    if benchmark.enabled:
+        batch_s, ref_s = interleaved_best([lambda: bbatch.bfgs_solve_batch(prob, starts),
+                                           lambda: br.bfgs_solve(prob, starts, engine="scipy")], 5)
+        benchmark.extra_info["batch_ms"] = batch_s * 1e3
+        benchmark.extra_info["reference_ms"] = ref_s * 1e3
+        benchmark.extra_info["speedup"] = ref_s / batch_s
+        benchmark.extra_info["batch_us_per_evaluation"] = batch_s / int(ref.nfev.sum()) * 1e6
+        benchmark.extra_info["reference_us_per_evaluation"] = ref_s / int(ref.nfev.sum()) * 1e6
+
+
+def test_bfgs_batch_256(benchmark):
+    prob = _ripple()
+    benchmark.group = "jpo BFGS baseline, ripple n=256: lock-step batch vs per-example"
+    benchmark.extra_info.update({"n": N_EXAMPLES, "amp": RIPPLE_AMP, "options": dict(br.BFGS_OPTIONS),
+                                 "blas_threads_env": os.environ.get("OPENBLAS_NUM_THREADS")})
+    run = benchmark.pedantic(bbatch.bfgs_baseline_batch, args=(prob,), rounds=3, iterations=1)
+    ref = br.bfgs_baseline(prob, engine="scipy")
+    _check_batch_identical(run, ref)
+    _batch_extra_info(benchmark, prob, prob.start(), ref)
+
+
+@pytest.mark.parametrize("name, starts_kind", [("wave_packet", "baseline"), ("billiards", "baseline"),
+                                                ("logistic", "baseline"), ("ripple", "refine")])
+def test_bfgs_batch_problems_256(benchmark, name, starts_kind):
+    prob = figs.PROBLEMS[name].make(N_EXAMPLES, 0)
+    if starts_kind == "baseline":
+        starts = prob.start()
+    else:
+        noise = REFINE_SCALE[name] * np.random.default_rng(1).standard_normal(prob.truth.x.shape)
+        starts = prob.truth.x * (1.0 + noise) if name == "billiards" else prob.truth.x + noise
+    benchmark.group = f"jpo BFGS {starts_kind}, {name} n=256: lock-step batch vs per-example"
+    benchmark.extra_info.update({"n": N_EXAMPLES, "problem": name, "starts": starts_kind,
+                                 "blas_threads_env": os.environ.get("OPENBLAS_NUM_THREADS")})
+    run = benchmark.pedantic(bbatch.bfgs_solve_batch, args=(prob, starts), rounds=3, iterations=1)
+    ref = br.bfgs_solve(prob, starts, engine="scipy")
+    _check_batch_identical(run, ref)
+    _batch_extra_info(benchmark, prob, starts, ref)
