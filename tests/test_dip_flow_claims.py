@@ -178,18 +178,33 @@ SELF_CONSISTENCY_WITNESS = DIPSpec(n=6, m=8, k=256, d=3, t_R=0.5, seed=0)
 
 
 @example(spec=SELF_CONSISTENCY_WITNESS)
+@example(spec=claims.DEFAULT_STATE_ERROR_WITNESS)
 @given(spec=dip_specs(max_n=6, max_k=256, losses=("mse",)))
 def test_dip__ode_solver_self_consistency(spec):
     _drive(claims.ode_solver_self_consistency, spec)
+
+
+def test_dip__default_run_state_error_finding():
+    """Found by Hypothesis when the claim compared the default run (rtol 1e-10) with the accurate
+    one: the state moves by more than 1e-7 ||z|| there, so the corrected §10.2 statement fails for
+    the default tolerances; the accurate run the GF claims read passes it."""
+    default = claims.self_consistency_evidence(claims.DEFAULT_STATE_ERROR_WITNESS,
+                                               loose=claims.DEFAULT_FLOW, tight=claims.ACCURATE)
+    state = default.comparisons[0]
+    assert state.label.startswith("||z_loose(t) - z_tight(t)||") and not state.holds
+    check_claim(claims.ode_solver_self_consistency, claims.DEFAULT_STATE_ERROR_WITNESS)
 
 
 def test_dip__ode_self_consistency_spec_counterexample():
     """The spec §10.2 criterion (||r(t)|| within 1e-7 relative down to 1e-8 ||r_0||) fails on the
     witness because the solver's error in r is absolute (~rtol ||z||), while the corrected claim
     (state within 1e-7, residual within the Lipschitz image of the state change) holds."""
-    res = check_claim(claims.ode_solver_self_consistency, SELF_CONSISTENCY_WITNESS)
-    assert res.evidence.metrics["spec_relative_r_change"] > 1e3 * claims.SELF_CONSISTENCY_RTOL
-    assert res.evidence.metrics["spec_relative_r_change_residual_ratio"] < 1e-6
+    check_claim(claims.ode_solver_self_consistency, SELF_CONSISTENCY_WITNESS)
+    ev = claims.self_consistency_evidence(SELF_CONSISTENCY_WITNESS, loose=claims.DEFAULT_FLOW,
+                                          tight=claims.ACCURATE)
+    assert all(c.holds for c in ev.comparisons)
+    assert ev.metrics["spec_relative_r_change"] > 1e3 * claims.SELF_CONSISTENCY_RTOL
+    assert ev.metrics["spec_relative_r_change_residual_ratio"] < 1e-6
 
 
 @pytest.mark.parametrize("spec", [claims.GF_STATE_ERROR_WITNESS, claims.GF_NOISE_FLOOR_WITNESS],
@@ -199,8 +214,8 @@ def test_dip__default_solver_tolerances_exceed_gf_allowance(spec):
     default run (rtol 1e-10, atol 1e-12) differs from it by more than the §10.3 allowance
     ``1e-6 ||r|| + 1e-9 ||r_0||`` inside the checked range, while every GF claim holds on the accurate
     run. If this starts failing, the default flow became accurate enough to be read directly."""
-    res = claims.ode_solver_self_consistency.claim.check(spec)
-    assert res.evidence.metrics["max_change_over_gf_allowance"] > 1.0
+    ev = claims.self_consistency_evidence(spec, loose=claims.DEFAULT_FLOW, tight=claims.ACCURATE)
+    assert ev.metrics["max_change_over_gf_allowance"] > 1.0
     for fn in BASE_CLAIMS:
         check_claim(fn, spec)
 

@@ -35,6 +35,7 @@ from bounds import dip_two_layer as dipb
 from dynamics import dip_two_layer as dip
 from dynamics._validate import choice, positive_int, real
 from dynamics.errors import DivergenceError
+from verification import tolerance as tol
 from verification.engine import Hypothesis, HypothesisFailed
 from verification.instances import spec_type
 
@@ -301,6 +302,37 @@ def materialize(spec: DIPSpec) -> DIPCase:
                    sigma_n_A=sigma_n_A, L_J=L_J, J_max=J_max, r0=r0,
                    eps_eff_norm=float(np.linalg.norm(eps_use)), cert=cert, s0=s0, obs=obs,
                    L_nabla_R=L_R, L_nabla_2R=L_2R, gamma=gamma, step=step, refined_step=refined)
+
+
+def sigma_min_allowance(case: DIPCase, sigma) -> np.ndarray:
+    """Rounding allowance of ``sigma_0 - (...) <= sigma_min(J(theta))`` at computed records.
+
+    ``sigma_0`` and every record are ``sqrt(eigvalsh(K))`` of a computed Gram matrix. Forming ``K``
+    and ``eigvalsh`` are backward stable, so (Weyl) each computed eigenvalue errs by ``~u
+    lambda_max(K) <= u J_max^2`` times a dimension factor, and its square root by that over
+    ``sigma_hat + sigma <= ...``, i.e. by ``<= u J_max^2 / sigma_hat``: an *absolute* error that is
+    large relative to a small ``sigma``. Both sides carry one, so the class-I allowance takes the
+    scale ``J_max^2 (1/sigma_0 + 1/sigma_record)`` (a relative class-I allowance on ``sigma_0``
+    alone was 150x too small on ``DIPSpec(n=6, m=3, k=6, d=6, ..., seed=56013)``, where
+    ``sigma_0 = 1.5e-3``).
+
+    Parameters
+    ----------
+    case : DIPCase
+    sigma : array_like
+        The computed ``sigma_min`` records.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    sig = np.asarray(sigma, dtype=float)
+    # A floored record (0, spec §10.3) is not resolved; it keeps the sigma_0 term only, so the
+    # comparison against it fails instead of being waved through by an infinite allowance.
+    inv = np.divide(1.0, sig, out=np.zeros_like(sig), where=sig > 0)
+    scale = case.J_max ** 2 * (1.0 / case.sigma0 + inv)
+    return np.array([tol.inequality(case.sigma0, case.sigma0, sc, max(case.inst.n, case.inst.k))
+                     for sc in np.atleast_1d(scale)]).reshape(sig.shape)
 
 
 def flow_horizon(case: DIPCase) -> float:

@@ -62,6 +62,7 @@ from verification.dip_instances import (
     DIPSpec,
     descent,
     materialize,
+    sigma_min_allowance,
 )
 from verification.engine import Evidence, Hypothesis, HypothesisFailed, Kind, claim
 
@@ -566,9 +567,9 @@ def gd_sigma_min_stays_half(spec: DIPSpec) -> Evidence:
     s0, t = case.sigma0, traj.times
     sig = traj.records["sigma_min"]
     weyl = s0 - case.L_J * traj.records["drift"]
-    # Weyl's step is pointwise algebra at a computed state (eigvalsh of K: class I rounding).
+    # Weyl's step is pointwise algebra at a computed state (eigvalsh of K: see sigma_min_allowance).
     ev.compare_along("sigma_0 - L_J ||theta_tau - theta_0|| <= sigma_min(J(theta_tau))", t, weyl, sig,
-                     tol.inequality(s0, s0, s0, spec.k))
+                     sigma_min_allowance(case, sig))
     ev.compare_along("sigma_0/2 <= sigma_0 - L_J ||theta_tau - theta_0||", t, np.full_like(weyl, s0 / 2),
                      weyl, _gd_allowance(weyl, s0))
     ev.compare_along("sigma_0/2 <= sigma_min(J(theta_tau))", t, np.full_like(sig, s0 / 2), sig,
@@ -635,7 +636,7 @@ def gd_refined_certificate(spec: DIPSpec) -> Evidence:
     sig = rec["sigma_min"]
     weyl = s0 - L_J * ell
     ev.compare_along("sigma_0 - L_J l_tau <= sigma_min(J(theta_tau))", t, weyl, sig,
-                     tol.inequality(s0, s0, s0, spec.k))
+                     sigma_min_allowance(case, sig))
     ev.compare_along("sigma_star_gamma <= sigma_0 - L_J l_tau", t, np.full_like(weyl, rs.sigma_star_gamma),
                      weyl, _gd_allowance(weyl, s0))
     live = _above_floor(rec["loss"])
