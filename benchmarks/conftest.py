@@ -21,7 +21,8 @@ import pytest  # noqa: E402  (after the thread pins; pytest plugins may import n
 
 
 def pytest_collect_file(file_path, parent):
-    if file_path.suffix != ".py" or not file_path.name.startswith("bench_"):
+    if file_path.suffix != ".py" or not (file_path.name.startswith("bench_")
+                                         or file_path.name == "work_counters.py"):
         return None
     if parent.session.isinitpath(file_path):
         return None

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import functools
 import math
+from fractions import Fraction
 from typing import NamedTuple
 
 import mpmath
 import numpy as np
+from mpmath import libmp
 from scipy.integrate import quad
 
 from bounds.dln_weight_decay import NamedConstant
@@ -468,8 +470,10 @@ def early_stopping_steps(r0: float, eps_eff: float, q_gamma: float, *, dps: int 
     for _ in range(6):
         ctx.dps = dps
         x = 2 * ctx.log(ctx.mpf(r0) / ctx.mpf(eps_eff)) / (-ctx.log(ctx.mpf(q_gamma)))
-        lo, hi = math.ceil(float(x.a)), math.ceil(float(x.b))
-        if lo == hi and float(x.a) != math.floor(float(x.a)):
+        # Ceilings of the exact endpoints: rounding them to float64 first can merge an enclosure
+        # that straddles an integer into one ceiling, or refuse one that does not.
+        lo, hi = (math.ceil(Fraction(*libmp.to_rational(e))) for e in x._mpi_)
+        if lo == hi:
             return int(lo)
         dps *= 2
     raise ValueError("q_gamma: tau_eps lies on an integer to within the enclosure; not certifiable")

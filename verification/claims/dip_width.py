@@ -35,6 +35,7 @@ import mpmath
 import numpy as np
 from scipy import stats as sst
 
+from bounds import certified as cert
 from bounds import dip_two_layer as dipb
 from dynamics import dip_two_layer as dip
 from dynamics._validate import choice, positive_int, real
@@ -42,7 +43,7 @@ from dynamics.errors import DivergenceError
 from verification import stats as vstats
 from verification import tolerance as tol
 from verification.dip_instances import SMOOTH_ACTIVATION, make_operator
-from verification.engine import Evidence, Hypothesis, HypothesisFailed, Kind, claim, trials_to_confirm
+from verification.engine import Evidence, Hypothesis, HypothesisFailed, Kind, claim
 from verification.instances import spec_type
 
 REF = "docs/theory/dip.md"
@@ -408,7 +409,9 @@ def _cell_level(spec: DIPCellSpec, cells: int) -> float:
 def _trials_needed(proven: float, level: float) -> float:
     """:func:`verification.engine.trials_to_confirm`, or ``inf`` when ``proven`` rounds to 1 (a
     bound below ``1e-16``: no finite sample confirms it)."""
-    return trials_to_confirm(proven, level) if proven < 1.0 else math.inf
+    # Certified (exact decision of proven^n <= (1 - level)/2); more trials never hurt, so an
+    # ambiguous size takes the larger candidate.
+    return cert.certified_trials_to_confirm(proven, level).conservative() if proven < 1.0 else math.inf
 
 
 def _first_indices(mask: np.ndarray, count: int = 5) -> list[int]:
@@ -610,7 +613,10 @@ def d5_width(spec: DIPCellSpec) -> tuple[int, dipb.WidthThreshold, float]:
     y_norm = float(np.linalg.norm(data.y))
     rho = dipb.initial_residual_bound(data.norm_A, c.C_phi, spec.n, y_norm, spec.delta0)
     wt = dipb.width_threshold(spec.n, data.sigmaA, rho, act=spec.activation, D=spec.D, delta0=spec.delta0)
-    return max(math.ceil(wt.k_chernoff), math.floor(wt.k_lazy) + 1), wt, rho
+    # max(ceil(k_chernoff), floor(k_lazy) + 1) certified in interval arithmetic; the theorem holds
+    # at every k >= k_D5, so an ambiguous width takes the larger candidate.
+    k = cert.certified_d5_width(spec.n, data.sigmaA, rho, act=spec.activation, D=spec.D)
+    return k.conservative(), wt, rho
 
 
 def width_threshold_evidence(spec: DIPCellSpec, width=d5_width) -> Evidence:

@@ -58,6 +58,7 @@ import math
 
 import numpy as np
 
+from bounds import certified as cert
 from bounds import joint_vs_bfgs as jvb
 from dynamics import jpo_problems as jp
 from dynamics.bfgs_reference import CONSISTENCY_RTOL, bfgs_baseline, bfgs_refine
@@ -724,7 +725,8 @@ def ripple_global_min_bracket(spec: JPORippleBracketSpec) -> Evidence:
     half = ripple_bracket_formula(spec.amp)
     S_a = half * half / 2.0
     y = problem.model.y
-    M = math.ceil((spec.hi - spec.lo) / spec.spacing) + 1   # actual spacing <= spec.spacing
+    # actual spacing <= spec.spacing, certified: the float64 quotient can round down onto an integer
+    M = cert.certified_grid_points(spec.lo, spec.hi, spec.spacing).conservative()
     grid = np.linspace(spec.lo, spec.hi, M)
     vals = problem.loss_on_grid(grid)
     outside = np.abs(grid[None, :] - y[:, None]) > half
