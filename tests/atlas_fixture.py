@@ -17,40 +17,7 @@ import json
 import sqlite3
 from typing import Any
 
-DDL = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE sweeps (
-  sweep_id TEXT PRIMARY KEY,
-  name TEXT NOT NULL,
-  spec_text TEXT NOT NULL,
-  design_json TEXT NOT NULL,
-  created REAL NOT NULL,
-  package_version TEXT, numpy TEXT, blas TEXT
-);
-CREATE TABLE cells (
-  sweep_id TEXT NOT NULL REFERENCES sweeps(sweep_id),
-  cell_key TEXT NOT NULL,
-  cell_index INTEGER NOT NULL,
-  claim_id TEXT NOT NULL,
-  family TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  params_json TEXT NOT NULL,
-  instance TEXT,
-  status TEXT NOT NULL,
-  verdict TEXT,
-  margin REAL, tightness REAL,
-  hypotheses_json TEXT,
-  failed_hypotheses_json TEXT,
-  checks_json TEXT,
-  metrics_json TEXT,
-  reproduce TEXT,
-  error TEXT,
-  seconds REAL,
-  package_version TEXT, blas TEXT,
-  finished REAL NOT NULL,
-  PRIMARY KEY (sweep_id, cell_key)
-);
-"""
+from verification.store import DDL  # the schema v1 tables, as the store creates them
 
 OPENBLAS = "libopenblas64_p-r0.3.27.so"
 MKL = "libmkl_rt.so.2"

@@ -2,8 +2,9 @@
 
 ``invbounds verify`` runs every registered claim's profile and prints the verdict table;
 ``invbounds list`` lists the claims; ``invbounds reproduce`` re-checks one instance from its repr;
-``invbounds figures FAMILY --out DIR`` draws a family's figures; ``invbounds report DB --out DIR``
-writes the tightness atlas of a sweep store (``verification/atlas.py``).
+``invbounds figures FAMILY --out DIR`` draws a family's figures; ``invbounds sweep SPEC.toml`` runs a
+sweep into a resumable SQLite store (``verification/sweep.py``) and ``invbounds report DB --out DIR``
+writes its tightness atlas (``verification/atlas.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import fnmatch  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from verification import atlas, engine  # noqa: E402
+from verification import atlas, engine, sweep  # noqa: E402
 from verification.engine import Verdict  # noqa: E402
 
 
@@ -202,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=0)
     f.set_defaults(func=cmd_figures)
     atlas.add_report_parser(sub)
+    sweep.add_sweep_parser(sub)
     return p
 
 
