@@ -304,6 +304,17 @@ def materialize(spec: DIPSpec) -> DIPCase:
                    L_nabla_R=L_R, L_nabla_2R=L_2R, gamma=gamma, step=step, refined_step=refined)
 
 
+def residual_scale(case: DIPCase) -> float:
+    """Rounding scale of a computed residual ``r = A g(z) - y``: ``||y|| + ||A|| J_max ||z_0|| + ||r_0||``.
+
+    ``||r||`` is formed by cancelling ``A g(z)`` against ``y``, so its rounding error is ``u`` times the
+    size of those terms, not of ``r`` (which tends to 0).
+    """
+    return (float(np.linalg.norm(case.inst.y))
+            + case.norm_A * case.J_max * float(np.linalg.norm(case.inst.z0))
+            + case.r0)
+
+
 def sigma_min_allowance(case: DIPCase, sigma) -> np.ndarray:
     """Rounding allowance of ``sigma_0 - (...) <= sigma_min(J(theta))`` at computed records.
 

@@ -62,6 +62,7 @@ from verification.dip_instances import (
     DIPSpec,
     descent,
     materialize,
+    residual_scale,
     sigma_min_allowance,
 )
 from verification.engine import Evidence, Hypothesis, HypothesisFailed, Kind, claim
@@ -118,17 +119,10 @@ def _gd_allowance(rhs, scale):
     return GD_RTOL * np.abs(np.asarray(rhs, dtype=float)) + GD_SCALE * np.asarray(scale, dtype=float)
 
 
-def _residual_scale(case) -> float:
-    """Rounding scale of a computed residual ``A g(z) - y`` (module docstring)."""
-    return (float(np.linalg.norm(case.inst.y))
-            + case.norm_A * case.J_max * float(np.linalg.norm(case.inst.z0))
-            + case.r0)
-
-
 def _loss_scale(case, fit) -> np.ndarray:
     """First-order rounding scale of computed losses at residual norms ``fit``: ``h'(||r||)`` times
     the residual scale (``dL = h'(||r||) d||r||``)."""
-    return np.asarray(case.loss.dh(np.asarray(fit, dtype=float))) * _residual_scale(case)
+    return np.asarray(case.loss.dh(np.asarray(fit, dtype=float))) * residual_scale(case)
 
 
 def _step_loss_scale(case, steps, live) -> np.ndarray:
@@ -480,7 +474,7 @@ def gd_linear_rate_mse(spec: DIPSpec) -> Evidence:
     t = traj.times[rec_live]
     r_bound = np.exp(0.5 * t * math.log(q)) * case.r0
     ev.compare_along("||r_tau|| <= q_gamma^{tau/2} ||r_0||", t, traj.records["fit_error"][rec_live],
-                     r_bound, _gd_allowance(r_bound, _residual_scale(case)))
+                     r_bound, _gd_allowance(r_bound, residual_scale(case)))
     with np.errstate(divide="ignore", invalid="ignore"):
         contraction = st.loss[1:][live] / st.loss[:-1][live]
     ev.metrics.update(q_gamma=q, max_contraction=float(np.max(contraction)),
@@ -511,7 +505,7 @@ def gd_kl_rate(spec: DIPSpec) -> Evidence:
                      L_bound, _gd_allowance(L_bound, _loss_scale(case, rec["fit_error"][live])))
     r_bound = _residual_bound(case, t, kappa)
     ev.compare_along("||r_tau|| <= H^{-1}(H(||r_0||) + tau c_gamma kappa)", traj.times[live],
-                     rec["fit_error"][live], r_bound, _gd_allowance(r_bound, _residual_scale(case)))
+                     rec["fit_error"][live], r_bound, _gd_allowance(r_bound, residual_scale(case)))
     ev.metrics.update(kappa=kappa, c_gamma=case.step.c_gamma, checked_records=int(live.sum()),
                       final_loss_over_bound=float(rec["loss"][live][-1] / L_bound[-1]) if L_bound[-1] > 0
                       else math.nan)
@@ -538,7 +532,7 @@ def gd_path_length(spec: DIPSpec) -> Evidence:
     # psi(L_tau) = ||r_tau|| for every radial loss (spec §4.3), so the middle term is in residuals;
     # it multiplies residuals by `factor`, hence the scale of its rounding.
     mid = factor * (case.r0 - rec["fit_error"])
-    mid_scale = factor * _residual_scale(case)
+    mid_scale = factor * residual_scale(case)
     ev.compare_along("||theta_tau - theta_0|| <= l_tau", t, rec["drift"], ell, _gd_allowance(ell, Rpg))
     ev.compare_along("l_tau <= 2/(sigma_0 sigma_A beta_gamma) (psi_0 - psi(L_tau))", t, ell, mid,
                      _gd_allowance(mid, mid_scale))
@@ -630,7 +624,7 @@ def gd_refined_certificate(spec: DIPSpec) -> Evidence:
     factor = 1.0 / (beta * sA)
     budget = factor * (case.r0 - r)
     ev.compare_along("F(l_tau) <= (psi_0 - psi(L_tau))/(beta_gamma sigma_A)", t, F, budget,
-                     _gd_allowance(budget, factor * _residual_scale(case)))
+                     _gd_allowance(budget, factor * residual_scale(case)))
     ev.compare_along("l_tau <= R'_gamma/(1 + sqrt(1 - Delta_gamma))", t, ell,
                      np.full_like(ell, rs.path_bound), _gd_allowance(rs.path_bound, rs.path_bound))
     sig = rec["sigma_min"]
@@ -901,7 +895,7 @@ def gd_early_stopping_steps(spec: DIPSpec) -> Evidence:
     after = tau >= tau_eps
     # No floor: the right side is ||eps_eff|| > 0 and does not decay.
     ev.compare_along("tau >= tau_eps: ||r_tau|| <= ||eps_eff||", tau[after], fit[after],
-                     np.full(int(after.sum()), eps), _gd_allowance(eps, _residual_scale(case)),
+                     np.full(int(after.sum()), eps), _gd_allowance(eps, residual_scale(case)),
                      tau_eps=tau_eps)
     below = np.flatnonzero(fit <= eps)
     ev.metrics.update(tau_eps=tau_eps, enclosure=str(x), noise_over_r0=eps / case.r0, steps_run=n_steps,
