@@ -25,22 +25,11 @@ SCHEMA_VERSION = 1
 
 
 def blas_in_use() -> str:
-    """The BLAS library numpy uses, from its build configuration and the mapped libraries."""
-    try:
-        with open("/proc/self/maps") as fh:
-            names = {line.rsplit("/", 1)[-1].strip() for line in fh if ".so" in line}
-        # Only shared libraries named lib*: scipy's extension modules (_fblas...) are not BLAS.
-        libs = sorted(n for n in names if n.startswith("lib") and
-                      any(k in n.lower() for k in ("blas", "blis", "mkl", "lapack")))
-        if libs:
-            return ", ".join(libs)
-    except OSError:
-        pass
-    cfg = np.show_config(mode="dicts") if hasattr(np, "show_config") else None
-    try:
-        return cfg["Build Dependencies"]["blas"]["name"]  # type: ignore[index]
-    except (TypeError, KeyError):
-        return "unknown"
+    """The BLAS/LAPACK numpy actually loaded, in one line (``verification.blas``: read from
+    ``/proc/self/maps``, so a tox BLAS env reports the backend its ``LD_LIBRARY_PATH`` selected)."""
+    from verification import blas
+
+    return blas.describe()
 
 
 def run_metadata(seed: int, profile: str) -> dict[str, Any]:
@@ -54,9 +43,13 @@ def run_metadata(seed: int, profile: str) -> dict[str, Any]:
     import mpmath
     import scipy
 
+    from verification import blas
+
+    info = blas.loaded_blas()
     return {"package_version": version, "seed": seed, "profile": profile,
             "python": platform.python_version(), "numpy": np.__version__,
-            "scipy": scipy.__version__, "mpmath": mpmath.__version__, "blas": blas_in_use(),
+            "scipy": scipy.__version__, "mpmath": mpmath.__version__, "blas": blas.describe(info),
+            "blas_backend": info["backend"], "blas_libraries": info["blas_libraries"],
             "platform": platform.platform(), "argv": sys.argv[1:]}
 
 
