@@ -186,13 +186,17 @@ def test_dip__ode_solver_self_consistency(spec):
 
 def test_dip__default_run_state_error_finding():
     """Found by Hypothesis when the claim compared the default run (rtol 1e-10) with the accurate
-    one: the state moves by more than 1e-7 ||z|| there, so the corrected §10.2 statement fails for
-    the default tolerances; the accurate run the GF claims read passes it."""
+    one: with PyPI's OpenBLAS the state moved by 1.6e-7 ||z|| > 1e-7 there (with the reference BLAS
+    by less: the excursion is a dense-output artefact whose size depends on the last bits), so the
+    claim now checks the accurate run the GF claims read, which passes; the default run is the
+    one that is off, by far more than the accurate one."""
+    res = check_claim(claims.ode_solver_self_consistency, claims.DEFAULT_STATE_ERROR_WITNESS)
     default = claims.self_consistency_evidence(claims.DEFAULT_STATE_ERROR_WITNESS,
                                                loose=claims.DEFAULT_FLOW, tight=claims.ACCURATE)
-    state = default.comparisons[0]
-    assert state.label.startswith("||z_loose(t) - z_tight(t)||") and not state.holds
-    check_claim(claims.ode_solver_self_consistency, claims.DEFAULT_STATE_ERROR_WITNESS)
+    state_default, state_accurate = default.comparisons[0], res.evidence.comparisons[0]
+    assert state_default.label == state_accurate.label
+    assert state_default.label.startswith("||z_loose(t) - z_tight(t)||")
+    assert state_default.observed > 10 * state_accurate.observed
 
 
 def test_dip__ode_self_consistency_spec_counterexample():
