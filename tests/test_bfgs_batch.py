@@ -312,7 +312,7 @@ def test_kernel_selection():
     p = jp.ripple_problem(64, 1.0, 0)
     x = p.start()
     k = bb._Kernel(p.model, "batched", x)
-    L, g = k(np.arange(p.n), x, count=False)
+    L, _ = k(np.arange(p.n), x, count=False)
     rows = np.unique(np.linspace(0, p.n - 1, min(p.n, bb._PROBE_ROWS)).astype(np.intp))
     differs = any(k._one_row(i, x[i:i + 1])[0][0] != L[i] for i in rows)
     assert not differs or not k._row_exact(x)

@@ -4,7 +4,9 @@
 ``invbounds list`` lists the claims; ``invbounds reproduce`` re-checks one instance from its repr;
 ``invbounds figures FAMILY --out DIR`` draws a family's figures; ``invbounds sweep SPEC.toml`` runs a
 sweep into a resumable SQLite store (``verification/sweep.py``) and ``invbounds report DB --out DIR``
-writes its tightness atlas (``verification/atlas.py``).
+writes its tightness atlas (``verification/atlas.py``); ``invbounds hunt CLAIM`` searches for the
+tightest instance and for a violation (``verification/hunt.py``) and ``invbounds boundaries`` shows what
+breaks when one hypothesis is dropped (``verification/boundaries.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import fnmatch  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from verification import atlas, engine, sweep  # noqa: E402
+from verification import atlas, boundaries, engine, hunt, sweep  # noqa: E402
 from verification.engine import Verdict  # noqa: E402
 
 
@@ -204,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=cmd_figures)
     atlas.add_report_parser(sub)
     sweep.add_sweep_parser(sub)
+    hunt.add_hunt_parser(sub)
+    boundaries.add_boundaries_parser(sub)
     return p
 
 

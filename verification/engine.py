@@ -326,6 +326,9 @@ class InstanceResult:
     hypotheses: dict[str, bool]
     seconds: float
     error: str = ""
+    ignored_hypotheses: list[str] = dataclasses.field(default_factory=list)
+    """Failed hypotheses the verdict was computed without (``Claim.check(ignore_hypotheses=...)``):
+    the verdict is then the one the claim would have if they held (boundary demonstrations)."""
 
     def worst(self) -> Comparison | ExponentFit | ProbabilityCheck | None:
         """The failing check, or the tightest one if all pass."""
@@ -441,27 +444,43 @@ class Claim:
     informational: bool = False
     reference: str = ""
 
-    def check(self, instance) -> InstanceResult:
-        """Check the hypotheses on ``instance`` and, if they hold, evaluate the claim."""
+    def check(self, instance, ignore_hypotheses: Sequence[str] = ()) -> InstanceResult:
+        """Check the hypotheses on ``instance`` and, if they hold, evaluate the claim.
+
+        ``ignore_hypotheses`` names hypotheses whose failure does not stop the evaluation
+        (hypothesis-boundary demonstrations): they are still checked and listed in
+        ``hypotheses`` and ``failed_hypotheses``, the failed ones also in
+        ``ignored_hypotheses``, and the verdict is computed as if they held. A hypothesis that
+        fails during the evaluation (:class:`HypothesisFailed`) leaves nothing to judge and makes
+        the instance vacuous whatever its name.
+        """
+        ignore = set(ignore_hypotheses)
+        if not all(isinstance(n, str) for n in ignore):
+            raise ValueError(f"ignore_hypotheses: expected hypothesis names, got {sorted(map(repr, ignore))}")
         t0 = time.perf_counter()
         hyps = {h.name: bool(h.check(instance)) for h in self.hypotheses}
         failed = [k for k, ok in hyps.items() if not ok]
-        if failed:
+        ignored = [k for k in failed if k in ignore]
+        if len(ignored) < len(failed):
             return InstanceResult(instance, Verdict.VACUOUS, Evidence(), failed, hyps,
-                                  time.perf_counter() - t0)
+                                  time.perf_counter() - t0, ignored_hypotheses=ignored)
         try:
             ev = self.evaluate(instance)
         except HypothesisFailed as exc:
             hyps[exc.name] = False
             return InstanceResult(instance, Verdict.VACUOUS, Evidence(metrics={
-                "hypothesis_detail": exc.detail}), [exc.name], hyps, time.perf_counter() - t0)
+                "hypothesis_detail": exc.detail}), [*failed, exc.name], hyps,
+                time.perf_counter() - t0, ignored_hypotheses=ignored)
         except Exception as exc:  # an evaluation bug is reported as an error verdict, not hidden
-            return InstanceResult(instance, Verdict.ERROR, Evidence(), [], hyps,
+            return InstanceResult(instance, Verdict.ERROR, Evidence(), failed, hyps,
                                   time.perf_counter() - t0,
-                                  error="".join(traceback.format_exception_only(exc)).strip())
+                                  error="".join(traceback.format_exception_only(exc)).strip(),
+                                  ignored_hypotheses=ignored)
         for name in ev.failed_hypotheses:
             hyps[name] = False
-        if ev.failed_hypotheses:
+        ignored += [n for n in ev.failed_hypotheses if n in ignore and n not in ignored]
+        failed += [n for n in ev.failed_hypotheses if n not in failed]
+        if any(n not in ignore for n in ev.failed_hypotheses):
             verdict = Verdict.VACUOUS
         elif not (all(c.holds for c in ev.comparisons) and all(f.holds for f in ev.fits)) \
                 or any(p.refuted for p in ev.probabilities):
@@ -472,8 +491,8 @@ class Claim:
             verdict = Verdict.HOLDS if (ev.comparisons or ev.fits or ev.probabilities) \
                 else Verdict.ERROR
         err = "" if verdict is not Verdict.ERROR else "evaluation produced no checks"
-        return InstanceResult(instance, verdict, ev, list(ev.failed_hypotheses), hyps,
-                              time.perf_counter() - t0, error=err)
+        return InstanceResult(instance, verdict, ev, failed, hyps, time.perf_counter() - t0,
+                              error=err, ignored_hypotheses=ignored)
 
     def run(self, profile: str = "quick", seed: int = 0,
             on_instance: Callable[[int, int], None] | None = None) -> ClaimResult:

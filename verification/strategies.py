@@ -92,3 +92,126 @@ def dip_specs(draw, *, max_n: int = 10, max_k: int = 4096, t_R: tuple[float, flo
         steps=draw(st.integers(*steps)),
         seed=draw(st.integers(0, 2**31 - 1)),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# counterexample search: perturbations of a claim's own instances (verification.hunt)
+
+_SEED_MAX = 2**31 - 1
+
+
+def _perturbed_field(name: str, value, *, top_level: bool):
+    """The strategy of one field value (``None``: keep the value).
+
+    The unperturbed value comes first in ``one_of`` so that shrinking walks back towards the
+    instance the claim's author wrote, and a shrunk counterexample changes only the fields that
+    matter.
+    """
+    import dataclasses
+
+    if top_level and name == "seed" and isinstance(value, int) and not isinstance(value, bool):
+        return st.integers(0, _SEED_MAX)
+    if value is None or isinstance(value, (bool, str)):
+        return None
+    if isinstance(value, int):
+        if value == 0:
+            return None
+        sign = 1 if value > 0 else -1
+        mag = abs(value)
+        return st.one_of(st.just(value), st.integers(max(1, mag // 2), 2 * mag).map(lambda x: sign * x))
+    if isinstance(value, float):
+        if value == 0.0 or not math.isfinite(value):
+            return None
+        sign = 1.0 if value > 0 else -1.0
+        mag = abs(value)
+        lo = math.log(mag / 4.0) if mag / 4.0 > 0 else math.log(mag)
+        hi = min(math.log(mag) + math.log(4.0), math.log(1.7976931348623157e308))
+        return st.one_of(st.just(value), st.floats(lo, hi).map(lambda e: sign * math.exp(e)))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _perturbed_one(value, top_level=False)
+    if isinstance(value, tuple) and any(dataclasses.is_dataclass(v) and not isinstance(v, type)
+                                        for v in value):
+        parts = [_perturbed_field(name, v, top_level=False) for v in value]
+        return st.tuples(*[st.just(v) if s is None else s for s, v in zip(parts, value, strict=True)])
+    # Tuples of numbers are grids (sorted, distinct, matched to other fields): kept as they are.
+    return None
+
+
+class _Rejected(Exception):
+    """A drawn field combination that the spec's ``__post_init__`` refused."""
+
+
+def _perturbed_one(base, *, top_level: bool):
+    import dataclasses
+
+    strategies = {}
+    for f in dataclasses.fields(base):
+        if not f.init:
+            continue
+        s = _perturbed_field(f.name, getattr(base, f.name), top_level=top_level)
+        strategies[f.name] = st.just(getattr(base, f.name)) if s is None else s
+
+    def build(values: dict):
+        for v in values.values():
+            inner = _contains_rejected(v)
+            if inner is not None:
+                return inner
+        try:
+            return dataclasses.replace(base, **values)
+        except (ValueError, TypeError) as exc:
+            return _Rejected(f"{type(base).__name__}: {str(exc).splitlines()[0][:120]}")
+
+    return st.fixed_dictionaries(strategies).map(build)
+
+
+def _contains_rejected(value) -> _Rejected | None:
+    # A refused nested spec travels up as a _Rejected value (directly or inside a tuple field).
+    if isinstance(value, _Rejected):
+        return value
+    if isinstance(value, tuple):
+        for v in value:
+            r = _contains_rejected(v)
+            if r is not None:
+                return r
+    return None
+
+
+@st.composite
+def perturbed_specs(draw, bases, *, on_reject=None):
+    """Draw one of ``bases`` (instance specs) with its fields perturbed (counterexample search).
+
+    Each field is either kept (probability about 1/2; shrinking prefers keeping it) or perturbed:
+
+    * the top-level ``seed``: any integer in ``[0, 2**31 - 1]`` (always redrawn);
+    * other ints ``v != 0``: uniform in ``[max(1, |v| // 2), 2 |v|]``, sign kept (``0`` stays ``0``:
+      zero-valued ints are switches such as ``train_steps=0`` or ``record_every=0``);
+    * floats ``v != 0``: log-uniform in ``[|v|/4, 4 |v|]``, sign kept (``0.0``, inf, NaN stay);
+    * strings, booleans, ``None`` and tuples of numbers (grids): unchanged;
+    * nested specs (a spec field, or a tuple of specs such as ``JPOSweepSpec.configs``): perturbed
+      by the same rules, their ``seed`` treated as an ordinary int.
+
+    A combination that the spec's ``__post_init__`` refuses (``ValueError``/``TypeError``) is
+    rejected with :func:`hypothesis.reject` after calling ``on_reject(message)``.
+
+    Parameters
+    ----------
+    bases : sequence of dataclass instances
+        The claim's instances to start from (e.g. its ``quick`` profile).
+    on_reject : callable, optional
+        Called with a one-line reason for every rejected draw (the hunt counts them).
+    """
+    import dataclasses
+
+    from hypothesis import reject
+
+    bases = list(bases)
+    if not bases or not all(dataclasses.is_dataclass(b) and not isinstance(b, type) for b in bases):
+        raise ValueError(f"bases: need a non-empty sequence of dataclass instances, got {bases!r}")
+    base = draw(st.sampled_from(bases))
+    spec = draw(_perturbed_one(base, top_level=True))
+    bad = _contains_rejected(spec)
+    if bad is not None:
+        if on_reject is not None:
+            on_reject(str(bad))
+        reject()
+    return spec
