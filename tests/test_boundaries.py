@@ -165,3 +165,20 @@ def test_command_line_table_and_json(tmp_path, capsys):
     args = p.parse_args(["boundaries", "--claims", "nope.*"])
     with pytest.raises(ValueError, match="no boundary entry"):
         args.func(args)
+
+
+def test_boundary_rows_go_to_the_atlas_as_vacuous_cells_with_broken_checks(tmp_path):
+    from verification import atlas
+    from verification.store import Store
+
+    entry = next(e for e in bd.BOUNDARIES if e.claim_id == "dip.gd_discretization_constant")
+    db = tmp_path / "b.sqlite"
+    assert bd.store_rows(str(db), bd.boundary_rows([entry])) == 1
+    with Store(db, create=False) as store:
+        (row,) = store.cells()
+    assert row["verdict"] == "vacuous" and row["tightness"] > 1
+    assert json.loads(row["failed_hypotheses_json"]) == list(entry.dropped)
+    model = atlas.build_atlas(db)
+    (claim_atlas,) = model.claims
+    assert [c.instance for c in claim_atlas.boundary] == [entry.instance]
+    assert not claim_atlas.violations

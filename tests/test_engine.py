@@ -195,3 +195,41 @@ def test_probability_verdicts_through_the_engine():
         return e
 
     assert _claim(mixed).check(ToySpec(value=80)).verdict is Verdict.VIOLATED
+
+
+def test_fit_refuted_or_undecided():
+    import math
+
+    fit = ExponentFit("f", -1.02, -1.05, -0.99, 0.99, window=(-1.0, -1.0), max_ci_width=0.2,
+                      min_r_squared=0.95)
+    assert fit.holds and not fit.refuted
+    # the interval misses the theory: the data contradict the law
+    assert dataclasses.replace(fit, exponent=-0.5, ci_low=-0.55, ci_high=-0.45).refuted
+    # a narrow interval on a poor line: not a power law
+    assert dataclasses.replace(fit, r_squared=0.5).refuted
+    # meets the window but too wide to confirm: undecided, and R^2 of a wide fit does not refute
+    wide = dataclasses.replace(fit, ci_low=-1.8, ci_high=-0.3, r_squared=0.5)
+    assert not wide.holds and not wide.refuted
+    # one-sided: straddling the finite end is undecided, lying beyond it is refuted
+    flat = ExponentFit("a < 0", 0.0, -0.3, 0.3, 0.99, window=(-math.inf, 0.0), max_ci_width=1.0)
+    assert not flat.holds and not flat.refuted
+    assert dataclasses.replace(flat, exponent=0.3, ci_low=0.1, ci_high=0.5).refuted
+
+
+def test_fit_verdicts_through_the_engine():
+    def ev(spec):
+        e = Evidence()
+        half = spec.value / 2
+        e.fits.append(ExponentFit("f", -1.0, -1.0 - half, -1.0 + half, 0.99, window=(-1.0, -1.0),
+                                  max_ci_width=0.2))
+        return e
+
+    verdicts = {v: _claim(ev).check(ToySpec(value=v)).verdict for v in (0.1, 1.0)}
+    assert verdicts == {0.1: Verdict.HOLDS, 1.0: Verdict.INCONCLUSIVE}
+
+    def missed(spec):
+        e = ev(spec)
+        e.fits[0] = dataclasses.replace(e.fits[0], exponent=0.0, ci_low=-0.05, ci_high=0.05)
+        return e
+
+    assert _claim(missed).check(ToySpec(value=0.1)).verdict is Verdict.VIOLATED

@@ -367,6 +367,8 @@ def add_boundaries_parser(subparsers) -> None:
                                                  "where dropping one breaks the conclusion")
     b.add_argument("--claims", action="append", metavar="GLOB", help="only these claims (repeatable)")
     b.add_argument("--json", metavar="PATH", help="write the results as sweep-store rows (JSON)")
+    b.add_argument("--db", metavar="PATH", help="also store them in a sweep store (sweep 'boundaries'), "
+                                               "so `invbounds report PATH` shows them")
     b.add_argument("--markdown", action="store_true", help="print a markdown table")
     b.add_argument("--no-slow", action="store_true", help="skip the slow entries")
     b.add_argument("--write-markdown", metavar="FILE",
@@ -407,4 +409,49 @@ def cmd_boundaries(args) -> int:
 
         write_json(args.json, {"rows": [result_row(r) for r in results]})
         print(f"JSON written to {args.json}")
+    if args.db:
+        n = store_rows(args.db, [result_row(r) for r in results])
+        print(f"{n} rows stored in {args.db} (sweep 'boundaries'): invbounds report {args.db} --out DIR")
     return 1 if bad else 0
+
+
+def store_rows(db_path: str, rows: Sequence[dict]) -> int:
+    """Write :func:`result_row` rows into a sweep store as the sweep ``boundaries``.
+
+    Under the claim's hypotheses every entry is ``vacuous`` (it fails the dropped hypothesis), and
+    that is the verdict stored; the checks evaluated anyway are kept in ``checks_json`` with the
+    tightness of the worst, so the atlas lists a broken conclusion among its "Hypothesis boundary"
+    cells (vacuous cells whose conclusion fails) and never as a violation. Entries that do not fail
+    exactly their hypothesis, or whose evaluation errors, are stored with ``verdict='error'``.
+
+    Returns
+    -------
+    int
+        Rows written.
+    """
+    import hashlib
+
+    from verification.report import blas_in_use, run_metadata
+    from verification.store import CELL_COLUMNS, Store
+
+    meta = run_metadata(0, "quick")
+    design = {"claims": sorted({r["claim_id"] for r in rows}), "axes": {"dropped": sorted(
+        {json.dumps(json.loads(r["params_json"])["dropped"]) for r in rows})}}
+    design_json = json.dumps(design, sort_keys=True)
+    sweep_id = hashlib.sha256(("boundaries" + design_json).encode()).hexdigest()[:16]
+    with Store(db_path) as store:
+        store.add_sweep(sweep_id, "boundaries", "invbounds boundaries", design_json,
+                        package_version=meta["package_version"], numpy=meta["numpy"],
+                        blas=blas_in_use())
+        for i, row in enumerate(rows):
+            metrics = json.loads(row["metrics_json"])
+            metrics.update(boundary_note=row["note"], ignored_hypotheses=row["ignored_hypotheses"],
+                           verdict_ignoring_dropped=row["verdict"])
+            cell = {k: v for k, v in row.items() if k in CELL_COLUMNS}
+            key = json.dumps({"claim": row["claim_id"], "params": json.loads(row["params_json"]),
+                              "base": row["instance"]}, sort_keys=True, separators=(",", ":"))
+            cell.update(sweep_id=sweep_id, cell_key=hashlib.sha256(key.encode()).hexdigest()[:24],
+                        cell_index=i, metrics_json=json.dumps(metrics, sort_keys=True),
+                        verdict="vacuous" if row["verdict"] != "error" else "error")
+            store.write_cell(cell)
+    return len(rows)

@@ -7,10 +7,12 @@ tolerance), exponent fits of scaling laws, hypotheses that turned out to fail du
 reported metrics. The engine alone turns evidence into verdicts, so every claim of every family is
 judged by the same rules:
 
-* ``violated`` if any comparison or fit of any instance fails under the hypotheses, or a
-  probability check is refuted (the whole confidence interval lies below the proven probability);
-* ``inconclusive`` if a probability check is neither confirmed nor refuted at its level (the
-  interval straddles the proven probability: more trials would decide it);
+* ``violated`` if any comparison of any instance fails under the hypotheses, or a fit or a
+  probability check is refuted (the exponent's interval lies outside the theory's window, or the
+  whole confidence interval lies below the proven probability);
+* ``inconclusive`` if a fit or a probability check is neither confirmed nor refuted (an exponent
+  interval too wide to decide, an interval straddling the proven probability: more points or trials
+  would decide it);
 * ``vacuous`` if every instance failed a hypothesis (the failing names are reported);
 * ``holds`` otherwise, with the margin and the tightness (observed / bound) of the tightest check.
 """
@@ -132,6 +134,13 @@ class ExponentFit:
     * a one-sided window (an infinite end: "the exponent is below -0.25") must *contain* the
       whole interval. Meeting would be satisfied by any interval reaching that way, so a flat
       exponent with a wide interval could never fail.
+
+    A fit that does not hold is *refuted* (the claim is ``violated``) when the data contradict the
+    law: the interval lies entirely outside the window, or the interval is narrow enough but the
+    log-log relation is not a line (``r_squared`` too low). Otherwise the sweep lacked the precision
+    to decide (an interval wider than ``max_ci_width`` that meets the window, or one straddling the
+    finite end of a one-sided window) and the verdict is ``inconclusive``: more points or seeds
+    would decide it.
     """
 
     label: str
@@ -158,6 +167,14 @@ class ExponentFit:
     def holds(self) -> bool:
         return bool(self._window_ok() and (self.ci_high - self.ci_low) <= self.max_ci_width
                     and self.r_squared >= self.min_r_squared)
+
+    @property
+    def refuted(self) -> bool:
+        """The data contradict the law (see the class docstring)."""
+        lo, hi = self.window
+        outside = bool(self.ci_high < lo or self.ci_low > hi)
+        narrow = (self.ci_high - self.ci_low) <= self.max_ci_width
+        return outside or (narrow and self._window_ok() and self.r_squared < self.min_r_squared)
 
     @property
     def failure(self) -> str:
@@ -333,8 +350,9 @@ class InstanceResult:
     def worst(self) -> Comparison | ExponentFit | ProbabilityCheck | None:
         """The failing check, or the tightest one if all pass."""
         failing = [c for c in self.evidence.comparisons if not c.holds]
-        failing += [f for f in self.evidence.fits if not f.holds]
+        failing += [f for f in self.evidence.fits if f.refuted]
         failing += [p for p in self.evidence.probabilities if p.refuted]
+        failing += [f for f in self.evidence.fits if not f.holds and not f.refuted]
         failing += [p for p in self.evidence.probabilities if not p.holds and not p.refuted]
         if failing:
             return failing[0]
@@ -482,10 +500,10 @@ class Claim:
         failed += [n for n in ev.failed_hypotheses if n not in failed]
         if any(n not in ignore for n in ev.failed_hypotheses):
             verdict = Verdict.VACUOUS
-        elif not (all(c.holds for c in ev.comparisons) and all(f.holds for f in ev.fits)) \
+        elif not all(c.holds for c in ev.comparisons) or any(f.refuted for f in ev.fits) \
                 or any(p.refuted for p in ev.probabilities):
             verdict = Verdict.VIOLATED
-        elif not all(p.holds for p in ev.probabilities):
+        elif not (all(f.holds for f in ev.fits) and all(p.holds for p in ev.probabilities)):
             verdict = Verdict.INCONCLUSIVE
         else:
             verdict = Verdict.HOLDS if (ev.comparisons or ev.fits or ev.probabilities) \

@@ -87,7 +87,7 @@ def _check_json(c: Comparison | ExponentFit | ProbabilityCheck) -> dict:
     return {"type": "fit", "label": c.label, "exponent": _finite(c.exponent),
             "ci95": _finite([c.ci_low, c.ci_high]), "r_squared": _finite(c.r_squared),
             "window": _finite(list(c.window)),
-            "max_ci_width": _finite(c.max_ci_width), "holds": c.holds,
+            "max_ci_width": _finite(c.max_ci_width), "holds": c.holds, "refuted": c.refuted,
             "points": _finite(c.points)}
 
 
