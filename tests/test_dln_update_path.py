@@ -57,10 +57,15 @@ def test_dln__no_weight_decay_keeps_off_subspace(spec):
     check_claim(claims.no_weight_decay_keeps_off_subspace, spec, target_label="D2 lam=0 residual")
 
 
+# steps = 0 (hunt, docs/hunt.md): no step to check; was a TypeError, now vacuous (at_least_one_step).
+@example(spec=DLNSpec(d=18, m=8, s=3, n=18, L=3, d_w=11, lam=0.0, k=0.1496534531282293,
+                      design="prescribed_rip", z_log10_cond=1.0, steps=0, seed=71169))
 @given(dln_specs(steps=(1, 30)))
 def test_dln__balancedness_recursion(spec):
-    check_claim(claims.balancedness_recursion, spec, allow_vacuous=spec.L == 1,
-                target_label="D3 residual/tol")
+    res = check_claim(claims.balancedness_recursion, spec, allow_vacuous=spec.L == 1 or spec.steps == 0,
+                      target_label="D3 residual/tol")
+    if spec.steps == 0:
+        assert res.failed_hypotheses == ["at_least_one_step"]
 
 
 @given(dln_specs(steps=(0, 60), lam_zero=False))
@@ -123,3 +128,57 @@ def test_diverged_trajectory_makes_claims_vacuous():
     assert res.verdict is Verdict.VACUOUS
     assert res.failed_hypotheses == ["stable_run"]
     assert "diverged at iteration" in res.evidence.metrics["hypothesis_detail"]
+
+
+# Instances of the hunt (docs/hunt.md, evaluation errors) on which run_gd diverges inside claims that
+# call the dynamics directly: the DivergenceError used to escape as an error verdict.
+_DIVERGING = [
+    (claims.first_layer_off_subspace_decay,
+     DLNSpec(d=42, m=7, s=3, n=20, L=3, d_w=20, lam=0.1, update="seed002_ntk", stepsize="seed002",
+             rip_delta=0.030303259323920053, seed=949040)),
+    (claims.gram_only_dependence,
+     DLNSpec(d=12, m=19, s=3, n=20, L=1, d_w=16, lam=0.1, k=2.0425222869917152,
+             init_scale=2.013127906104679, beta=2.0425222869917152, steps=178, seed=2048565)),
+    (claims.row_space_reduction_exact,
+     DLNSpec(d=13, m=19, s=3, n=7, L=1, d_w=16, lam=0.1, k=2.0425222869917152,
+             init_scale=2.013127906104679, beta=2.0425222869917152, steps=342, seed=2048565)),
+    (claims.convention_equivalence,
+     DLNSpec(d=24, m=16, s=2, n=37, L=1, d_w=31, lam=0.1, k=2.757169070715922,
+             init_scale=2.2473799662479665, convention="mean", rip_delta=0.07754023269356461,
+             beta=0.25, seed=8663)),
+]
+
+
+@pytest.mark.parametrize(("fn", "spec"), _DIVERGING, ids=lambda v: getattr(v, "__name__", ""))
+def test_direct_run_divergence_is_stable_run_hypothesis(fn, spec):
+    from verification.engine import Verdict
+
+    res = fn.claim.check(spec)
+    assert res.verdict is Verdict.VACUOUS, res.error
+    assert res.failed_hypotheses == ["stable_run"]
+    assert "diverged at iteration" in res.evidence.metrics["hypothesis_detail"]
+
+
+def test_balancedness_recursion_without_steps_is_vacuous_even_if_ignored():
+    from verification.engine import Verdict
+
+    # Standard update and L = 3: only the ignored hypothesis fails, so the evaluation runs.
+    spec = DLNSpec(d=18, m=8, s=3, n=18, L=3, d_w=11, steps=0)
+    res = claims.balancedness_recursion.claim.check(spec, ignore_hypotheses=["at_least_one_step"])
+    assert res.verdict is Verdict.VACUOUS, res.error
+    assert "at_least_one_step" in res.failed_hypotheses
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"s": 4, "m": 3}, "s"), ({"s": 5, "d": 4}, "s"), ({"s": 3, "n": 2}, "n"),
+    ({"rip_delta": 1.0}, "rip_delta"), ({"beta": 0.0}, "beta"), ({"z_log10_cond": -1.0}, "z_log10_cond"),
+])
+def test_spec_rejects_what_make_data_refuses(changes, field):
+    with pytest.raises(ValueError, match=rf"^{field}:"):
+        DLNSpec(**changes)
+
+
+def test_spec_accepts_the_boundary_sizes():
+    # s = m = d and n = s are valid (make_data accepts them).
+    spec = DLNSpec(d=3, m=3, s=3, n=3, L=2, d_w=3)
+    assert spec.s == spec.m == spec.n

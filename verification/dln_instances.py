@@ -96,6 +96,19 @@ class DLNSpec:
         choice("update", self.update, dl.UPDATE_PROFILES)
         choice("stepsize", self.stepsize, STEPSIZE_RULES)
         choice("design", self.design, dl.DESIGNS)
+        # make_data's refusals, here so that a bad spec is rejected when it is built (the engine
+        # and the hunt treat a ValueError from the constructor as an invalid draw).
+        if self.s > self.m:
+            raise ValueError(f"s: the subspace dimension s={self.s} exceeds m={self.m}")
+        if self.s > self.d:
+            raise ValueError(f"s: the subspace dimension s={self.s} exceeds d={self.d}")
+        if self.n < self.s:
+            raise ValueError(f"n: need n >= s for rank(Z) = s, got n={self.n} < s={self.s}")
+        real("rip_delta", self.rip_delta, minimum=0.0)
+        if self.rip_delta >= 1.0:
+            raise ValueError(f"rip_delta: must be < 1, got {self.rip_delta}")
+        real("beta", self.beta, minimum=0.0, strict=True)
+        real("z_log10_cond", self.z_log10_cond, minimum=0.0)
 
     def replace(self, **changes) -> DLNSpec:
         """A copy with ``changes`` applied."""
@@ -162,19 +175,40 @@ def record_schedule(spec: DLNSpec) -> np.ndarray | None:
     return None
 
 
+def run_stable(X, Y, weights0, **kwargs) -> dl.Trajectory:
+    """:func:`dynamics.deep_linear.run_gd` for claims that presuppose a stable step.
+
+    Parameters
+    ----------
+    X, Y, weights0, **kwargs
+        Passed to :func:`dynamics.deep_linear.run_gd` unchanged.
+
+    Returns
+    -------
+    dynamics.deep_linear.Trajectory
+
+    Raises
+    ------
+    verification.engine.HypothesisFailed
+        ``stable_run``, if the run diverges: the instance is vacuous, with the iteration in the
+        detail (claims about divergence itself call the dynamics directly).
+    """
+    try:
+        return dl.run_gd(X, Y, weights0, **kwargs)
+    except dl.DivergenceError as exc:
+        raise HypothesisFailed("stable_run", str(exc)) from exc
+
+
 @functools.lru_cache(maxsize=64)
 def trajectory(spec: DLNSpec) -> dl.Trajectory:
-    """Run GD on ``spec`` (cached; callers must not mutate the result)."""
+    """Run GD on ``spec`` (cached; callers must not mutate the result).
+
+    A diverged run raises ``HypothesisFailed("stable_run")`` (:func:`run_stable`).
+    """
     inst = materialize(spec)
-    try:
-        return dl.run_gd(inst.data.X, inst.data.Y, inst.weights0, eta=inst.eta, steps=spec.steps,
-                         lam=spec.lam, a=inst.a, c=inst.c, update=spec.update,
-                         record_at=record_schedule(spec), reduce=spec.reduce, drift=True)
-    except dl.DivergenceError as exc:
-        # Claims read along a trajectory presuppose a stable step; a diverged run makes the
-        # instance vacuous, with the iteration in the detail (claims about divergence itself
-        # call the dynamics directly).
-        raise HypothesisFailed("stable_run", str(exc)) from exc
+    return run_stable(inst.data.X, inst.data.Y, inst.weights0, eta=inst.eta, steps=spec.steps,
+                      lam=spec.lam, a=inst.a, c=inst.c, update=spec.update,
+                      record_at=record_schedule(spec), reduce=spec.reduce, drift=True)
 
 
 def iterate(spec: DLNSpec, t: int) -> list[np.ndarray]:
@@ -188,6 +222,8 @@ def iterate(spec: DLNSpec, t: int) -> list[np.ndarray]:
 from verification.engine import Hypothesis  # noqa: E402
 
 LAM_POSITIVE = Hypothesis("lam_positive", "weight decay lambda > 0", lambda sp: sp.lam > 0)
+AT_LEAST_ONE_STEP = Hypothesis("at_least_one_step", "steps >= 1 (there is a GD step to check)",
+                               lambda sp: sp.steps >= 1)
 LAM_ZERO = Hypothesis("lam_zero", "no weight decay, lambda = 0", lambda sp: sp.lam == 0)
 STANDARD_UPDATE = Hypothesis("standard_update", "the standard update (common rho for all layers)",
                              lambda sp: sp.update == "standard")

@@ -487,7 +487,7 @@ class Claim:
         except HypothesisFailed as exc:
             hyps[exc.name] = False
             return InstanceResult(instance, Verdict.VACUOUS, Evidence(metrics={
-                "hypothesis_detail": exc.detail}), [*failed, exc.name], hyps,
+                "hypothesis_detail": exc.detail}), failed + [exc.name] * (exc.name not in failed), hyps,
                 time.perf_counter() - t0, ignored_hypotheses=ignored)
         except Exception as exc:  # an evaluation bug is reported as an error verdict, not hidden
             return InstanceResult(instance, Verdict.ERROR, Evidence(), failed, hyps,

@@ -13,15 +13,17 @@ from bounds import dln_weight_decay as dlb
 from dynamics import deep_linear as dl
 from verification import tolerance as tol
 from verification.dln_instances import (
+    AT_LEAST_ONE_STEP,
     DEPTH_AT_LEAST_2,
     LAM_POSITIVE,
     LAM_ZERO,
     STANDARD_UPDATE,
     DLNSpec,
     materialize,
+    run_stable,
     trajectory,
 )
-from verification.engine import Evidence, Kind, claim
+from verification.engine import Evidence, HypothesisFailed, Kind, claim
 
 REF = "docs/theory/deep_linear.md"
 _BASE = DLNSpec(d=24, m=12, s=3, n=20, L=3, d_w=16, lam=0.1, steps=200)
@@ -43,7 +45,8 @@ def _run(inst, X, Y, **over):
     kw = dict(eta=inst.eta, steps=inst.spec.steps, lam=inst.spec.lam, a=inst.a, c=inst.c,
               update=inst.spec.update, reduce=inst.spec.reduce, record_at=[0])
     kw.update(over)
-    return dl.run_gd(X, Y, inst.weights0, **kw)
+    # A diverged run makes the instance vacuous (stable_run), as for the cached trajectories.
+    return run_stable(X, Y, inst.weights0, **kw)
 
 
 def _compare_runs(ev: Evidence, label: str, ws_a, ws_b, steps: int, spec: DLNSpec):
@@ -264,7 +267,7 @@ def no_weight_decay_keeps_off_subspace(spec: DLNSpec) -> Evidence:
 
 @claim("dln.balancedness_recursion", provenance="[derived]", kind=Kind.IDENTITY,
        statement="D_l(t+1) = rho^2 D_l(t) + gamma^2 (G_{l+1}^T G_{l+1} - G_l G_l^T) (D3)",
-       hypotheses=[STANDARD_UPDATE, DEPTH_AT_LEAST_2],
+       hypotheses=[STANDARD_UPDATE, DEPTH_AT_LEAST_2, AT_LEAST_ONE_STEP],
        instances={"quick": [_BASE.replace(steps=40), _BASE.replace(steps=40, L=5, lam=0.0, seed=9)],
                   "paper": [_BASE.replace(steps=200, seed=i, L=2 + i % 5) for i in range(6)]},
        reference=f"{REF}#d3-balancedness-recursion")
@@ -290,6 +293,10 @@ def balancedness_recursion(spec: DLNSpec) -> Evidence:
             if worst is None or c[0] / c[1] > worst[0] / worst[1]:
                 worst = c
         W = Wn
+    if worst is None:
+        # Only reachable when the hypotheses are ignored (boundary demonstrations).
+        raise HypothesisFailed("at_least_one_step" if spec.steps < 1 else "depth_at_least_2",
+                               f"no (step, layer pair) to check: steps={spec.steps}, L={spec.L}")
     ev.compare("D_l(t+1) - rho^2 D_l(t) - gamma^2 (...)", worst[0], worst[1], iteration=worst[2],
                layer=worst[3] + 1)
     ev.metrics["steps_checked"] = spec.steps
