@@ -724,3 +724,39 @@ def test_specs_are_frozen_dataclasses():
     for spec in (claims.ArcsineLawSpec(), claims.RippleSignLawSpec(), claims.AlignmentSpec()):
         with pytest.raises(dataclasses.FrozenInstanceError):
             spec.seed = 3
+
+
+# --------------------------------------------------------------------------------------------
+# hunt findings 2 and 3 (docs/hunt.md Findings)
+
+
+def test_alignment_allowance_has_unseen_mass_floor():
+    # all draws equal (sample SE 0): the floor is 2 log(1/alpha) / N, alpha = level of 5 SE
+    floor = claims.alignment_mc_allowance(0.0, 100_000)
+    assert floor == pytest.approx(2 * math.log(1 / math.erfc(5 / math.sqrt(2))) / 100_000, rel=1e-12)
+    assert 8.7e-9 < floor < 1e-3
+    # with spread the CLT term governs, unchanged
+    assert claims.alignment_mc_allowance(1e-3, 100_000) == pytest.approx(5e-3)
+    with pytest.raises(ValueError, match="se"):
+        claims.alignment_mc_allowance(float("nan"), 10)
+    with pytest.raises(ValueError, match="draws"):
+        claims.alignment_mc_allowance(0.0, 0)
+
+
+def test_alignment_law_all_draws_plus_one_pinned():
+    # pinned: sigma = 1.6487, d = 1, n = 1000: every one of 1e5 draws has cos = +1 while
+    # 1 - E cos = 8.7e-9; the old allowance 5 * 0 + 1e-12 reported a violation
+    spec = claims.AlignmentSpec(mc_dims=(1,), mc_n=(1000,), sigma=1.6487, monotone_dims=(1,),
+                                monotone_points=20, sup_d_max=1, sup_points=50)
+    res = claims.alignment_law.claim.check(spec)
+    row = res.evidence.metrics["mc_table"][0]
+    assert row["mc"] == 1.0 and 0 < 1 - row["exact"] < 1e-7
+    assert res.verdict is Verdict.HOLDS, res
+
+
+def test_nonmonotone_r_probe_off_statement_point_is_vacuous():
+    # pinned: r_probe = 0.1353 compared P_2 - P_3 = 0.0072 with the r = 0.05 constant 0.0117
+    res = claims.arcsine_small_n_nonmonotone.claim.check(claims.NonmonotoneSpec(r_probe=0.1353))
+    assert res.verdict is Verdict.VACUOUS
+    assert res.failed_hypotheses == ["r_probe_is_statement_point"]
+    assert claims.arcsine_small_n_nonmonotone.claim.check(claims.NonmonotoneSpec()).verdict is Verdict.HOLDS

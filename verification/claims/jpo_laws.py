@@ -1126,6 +1126,10 @@ def sign_probability_monotone_in_n(spec: MonotoneSpec) -> Evidence:
 # [10] arcsine non-monotonicity at small n
 
 
+STATEMENT_R_PROBE = 0.05
+"""``r`` of the statement's ``P_2(0.05) - P_3(0.05) > 0.0117`` (``jb.P2_MINUS_P3_AT_R005``)."""
+
+
 @spec_type
 @dataclasses.dataclass(frozen=True)
 class NonmonotoneSpec:
@@ -1134,7 +1138,8 @@ class NonmonotoneSpec:
     Attributes
     ----------
     r_probe : float
-        ``r`` of ``P_2 - P_3 > 0.0117`` (spec: 0.05).
+        ``r`` of ``P_2 - P_3 > 0.0117``. The statement fixes it at 0.05; other values make the
+        instance vacuous (hypothesis ``r_probe_is_statement_point``).
     below, above : tuple of float
         ``r`` values where ``P_3 < P_2`` resp. ``P_3 > P_2`` must hold (the "iff").
     p4_r : tuple of float
@@ -1164,7 +1169,11 @@ class NonmonotoneSpec:
        statement="single-frequency arcsine noise: P_3 < P_2 iff r < r_c = 0.1592923...; "
                  "P_2(0.05) - P_3(0.05) > 0.0117",
        instances={"quick": [NonmonotoneSpec()], "paper": [NonmonotoneSpec(live=True)]},
-       hypotheses=(Hypothesis("single_frequency", "K = 1", lambda sp: sp.frequencies == 1),),
+       hypotheses=(Hypothesis("single_frequency", "K = 1", lambda sp: sp.frequencies == 1),
+                   # the constant 0.0117 is the statement's value at r = 0.05 only (spec §9 row 10 gives
+                   # no formula in r); at another r_probe the probe would test an unstated bound
+                   Hypothesis("r_probe_is_statement_point", "r_probe == 0.05, the r at which the statement "
+                              "fixes P_2 - P_3 > 0.0117", lambda sp: sp.r_probe == STATEMENT_R_PROBE)),
        reference=f"{REF}#monotonicity")
 def arcsine_small_n_nonmonotone(spec: NonmonotoneSpec) -> Evidence:
     ctx = _ctx()
@@ -1258,6 +1267,44 @@ ALIGNMENT_EXPLICIT_SUM_MAX = 100
 directly (``sum_i xi_i ~ N(0, n sigma^2 I)`` exactly), which keeps the cost at ``M d`` draws."""
 
 
+MC_UNSEEN_ALPHA = math.erfc(jb.MC_STANDARD_ERRORS / math.sqrt(2.0))
+"""Two-sided level of ``jb.MC_STANDARD_ERRORS`` normal standard errors (``5.7e-7`` for 5 SE): the
+unseen-mass bound of :func:`alignment_mc_allowance` is taken at the same confidence."""
+
+
+def alignment_mc_allowance(se: float, draws: int) -> float:
+    """Allowance for a Monte Carlo mean of ``cos`` in ``[-1, 1]``: ``max(5 se, 2 log(1/alpha) / draws)``.
+
+    The 5-SE rule is the CLT's and uses the *sample* SE, which is 0 when every draw gives the same
+    value: at ``d = 1`` ``cos = sign(lambda + Z)`` is ``+-1``, and for large ``lambda`` (e.g.
+    ``sigma = 1.6487``, ``n = 1000``) all ``1e5`` draws are ``+1`` while ``1 - E cos = 2 P[cos = -1]
+    = 8.7e-9``. Derivation of the floor: an event of probability ``p`` is missed by all ``N``
+    independent draws with probability ``(1 - p)^N <= exp(-p N)``, so at level ``alpha`` the mass
+    not seen satisfies ``p <= log(1/alpha) / N`` (the "rule of three" at ``alpha = 0.05``); moving
+    that mass anywhere in ``[-1, 1]`` shifts the mean by at most the range 2 times ``p``. With
+    ``alpha`` = the two-sided level of 5 SE (:data:`MC_UNSEEN_ALPHA`) the floor is
+    ``2 x 14.4 / N`` (``2.9e-4`` at ``N = 1e5``). Where the sample has spread, 5 SE is larger and
+    the check is unchanged. (Hoeffding, ``2 sqrt(log(2/alpha) / (2 N))``, would also be valid but at
+    ``1.7e-2`` it dominates 5 SE in every cell and would loosen the whole table.)
+
+    Parameters
+    ----------
+    se : float
+        Sample standard error of the mean (``>= 0``).
+    draws : int
+        Number of draws ``N >= 1``.
+
+    Returns
+    -------
+    float
+    """
+    if not (math.isfinite(se) and se >= 0):
+        raise ValueError(f"se: expected a finite number >= 0, got {se!r}")
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise ValueError(f"draws: expected an integer >= 1, got {draws!r}")
+    return max(jb.MC_STANDARD_ERRORS * se, 2.0 * math.log(1.0 / MC_UNSEEN_ALPHA) / draws)
+
+
 @claim("jpo.alignment_law", provenance="[derived]", kind=Kind.IDENTITY,
        statement="E cos(G, s) = lambda/sqrt(2) Gamma((d+1)/2)/Gamma(d/2+1) 1F1(1/2; d/2+1; -lambda^2/2); "
                  "|exact - (1 + d/lambda^2)^(-1/2)| <= 0.075/d (row kind: exact identity + statistical law)",
@@ -1295,10 +1342,11 @@ def alignment_law(spec: AlignmentSpec) -> Evidence:
             lam = jb.alignment_lambda(n, spec.s_norm, spec.sigma)
             exact = float(jb.alignment_expected_cosine(lam, d))
             m, se = float(cos.mean()), float(cos.std(ddof=1)) / math.sqrt(spec.draws)
-            # allowance: the float64 law is accurate to ~3e-14 (hyp1f1 against mpmath); it matters only
-            # where every draw has cos = 1 exactly (d = 1, large lambda) and the sample SE is 0
+            # allowance: max(5 SE, unseen-mass bound) plus the float64 law's accuracy (~3e-14, hyp1f1
+            # against mpmath); see alignment_mc_allowance for why 5 SE alone is not enough
             ev.compare(f"Monte Carlo E cos, d={d}, n={n}", abs(m - exact),
-                       jb.MC_STANDARD_ERRORS * se + FLOAT64_LAW_TOL, mc=m, exact=exact)
+                       alignment_mc_allowance(se, spec.draws) + FLOAT64_LAW_TOL, mc=m, exact=exact,
+                       se=se)
             table.append({"d": d, "n": n, "exact": exact, "approx": float(jb.alignment_approximate(lam, d)),
                           "mc": m})
     ev.metrics["mc_table"] = table
