@@ -333,7 +333,7 @@ def test_polish_module_is_training_only():
 @given(small_specs(L=(2, 6)))
 @settings(max_examples=_examples(5))
 def test_dln__stationary_end_to_end_equation(spec):
-    _check(claims.stationary_end_to_end_equation, spec, allowed={"gd_converges"},
+    _check(claims.stationary_end_to_end_equation, spec, allowed={"stable_run"},
            target_label="D6-iii residual/tol")
 
 
@@ -348,7 +348,7 @@ _PLATEAU_SMALL_LAM = DLNSpec(d=6, m=4, s=1, n=14, L=2, d_w=6, lam=1e-4, k=0.25, 
 @given(small_specs())
 @settings(max_examples=_examples(5))
 def test_dln__plateau_level_stationary(spec):
-    _check(claims.plateau_level_stationary, spec, allowed={"gd_converges", "rank_M_equals_s"},
+    _check(claims.plateau_level_stationary, spec, allowed={"stable_run", "rank_M_equals_s"},
            target_label="D6-iv residual/tol")
 
 
@@ -356,9 +356,11 @@ def test_plateau_polish_target_scales_with_lambda():
     res = claims.plateau_level_stationary.claim.check(_PLATEAU_SMALL_LAM)
     assert res.verdict is Verdict.HOLDS
     m = res.evidence.metrics
-    # The shared class G polish met its absolute target but not the D6-iv one, so the claim polished on.
+    # The shared class G polish met its absolute target; the D6-iv one is stricter here, and the
+    # claim polishes on when the shared polish has not met it already (with OpenBLAS it had not;
+    # with the reference BLAS the shared polish lands below it by itself).
     assert m["grad_norm"] <= m["grad_target"]
-    assert m["plateau_grad_target"] < m["grad_norm"]
+    assert m["plateau_grad_target"] < m["grad_target"]
     assert m["plateau_grad_norm"] <= m["plateau_grad_target"]
     first = res.evidence.comparisons[0]
     assert first.label.startswith("||(I - UU^T) E||_F")
@@ -368,7 +370,7 @@ def test_plateau_polish_target_scales_with_lambda():
 @given(small_specs(L=(1, 1), lam=(0.1, 1.0), steps=200))
 @settings(max_examples=_examples(6))
 def test_dln__ridge_case_L1(spec):
-    _check(claims.ridge_case_L1, spec, allowed={"gd_converges"})
+    _check(claims.ridge_case_L1, spec, allowed={"stable_run"})
 
 
 @given(small_specs(L=(1, 6)))
@@ -415,7 +417,7 @@ def test_dln__global_minimizer_reference(spec, ratio):
     # (kappa(Y) = 17 takes ~6 s); kappa(Y) <= 8 keeps an example well under a second.
     assume(dlb.kappa(materialize(spec).data.Y, spec.s) <= 8.0)
     _check(claims.global_minimizer_reference, spec,
-           allowed={"gd_converges", "lambda_below_zero_branch_threshold", "reference_converged"},
+           allowed={"stable_run", "lambda_below_zero_branch_threshold", "reference_converged"},
            target_label="reference distance/tol")
 
 

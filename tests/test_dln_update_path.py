@@ -68,11 +68,13 @@ def test_dln__balancedness_recursion(spec):
         assert res.failed_hypotheses == ["at_least_one_step"]
 
 
+@example(claims.STATIONARY_ROUNDING_WITNESS)
 @given(dln_specs(steps=(0, 60), lam_zero=False))
 def test_dln__stationary_points_encode_subspace(spec):
     check_claim(claims.stationary_points_encode_subspace, spec, target_label="D6-i residual/tol")
 
 
+@example(claims.BALANCED_ROUNDING_WITNESS)
 @given(dln_specs(steps=(0, 60), lam_zero=False))
 def test_dln__stationary_points_balanced(spec):
     check_claim(claims.stationary_points_balanced, spec, allow_vacuous=spec.L == 1,

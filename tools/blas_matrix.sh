@@ -192,7 +192,9 @@ bench() {
     shift
     guard
     storage="$ROOT/benchmarks/baselines/$env_name"
-    local args=(benchmarks --benchmark-enable --benchmark-only "--benchmark-storage=file://$storage")
+    # --ratio-gates: same-run speed ratios against their floors (benchmarks/ratio_gates.json).
+    local args=(benchmarks --benchmark-enable --benchmark-only --ratio-gates
+                "--benchmark-storage=file://$storage")
     if [[ $# -gt 0 ]]; then
         args+=("$@")
     else

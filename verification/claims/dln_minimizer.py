@@ -83,13 +83,10 @@ class _Polished:
 def polished(spec: DLNSpec) -> _Polished:
     """GD on ``spec`` followed by the L-BFGS polish (cached; callers must not mutate the result).
 
-    ``failure`` names the hypothesis that failed: ``gd_converges`` if GD diverged.
+    A diverging GD run raises ``HypothesisFailed("stable_run")`` from :func:`trajectory`.
     """
     inst = materialize(spec)
-    try:
-        traj = trajectory(spec)
-    except dl.DivergenceError:
-        return _Polished(inst, None, None, None, failure="gd_converges")
+    traj = trajectory(spec)
     res = polish_stationary(inst.data.X, inst.data.Y, traj.weights, spec.lam, inst.a, inst.c)
     return _Polished(inst, res, dl.end_to_end(res.weights), dl.end_to_end(traj.weights))
 
