@@ -235,6 +235,7 @@ def plateau_level_stationary(spec: DLNSpec) -> Evidence:
     ws = pt.polish.weights
     target = _plateau_target(ws, X, Y, M, spec, pt.inst.a)
     ev.metrics["plateau_grad_target"] = target
+    ev.metrics["plateau_grad_norm"] = pt.polish.grad_norm  # replaced if the polish goes on
     if not (np.isfinite(target) and target > 0.0):
         # sigma_s(W_{L-1:1} Y) = 0: no stationarity level makes the D6-iv checks first-order small.
         ev.failed_hypotheses.append("polished_to_stationarity")
