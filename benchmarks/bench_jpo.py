@@ -264,7 +264,8 @@ def test_bfgs_batch_256(benchmark):
     benchmark.group = "jpo BFGS baseline, ripple n=256: lock-step batch vs per-example"
     benchmark.extra_info.update({"n": N_EXAMPLES, "amp": RIPPLE_AMP, "options": dict(br.BFGS_OPTIONS),
                                  "blas_threads_env": os.environ.get("OPENBLAS_NUM_THREADS")})
-    run = benchmark.pedantic(bbatch.bfgs_baseline_batch, args=(prob,), rounds=3, iterations=1)
+    run = benchmark.pedantic(br.bfgs_baseline, args=(prob,), kwargs={"engine": "batch"}, rounds=3,
+                             iterations=1)
     ref = br.bfgs_baseline(prob, engine="scipy")
     _check_batch_identical(run, ref)
     _batch_extra_info(benchmark, prob, prob.start(), ref)

@@ -51,9 +51,9 @@ are tested against the reference on their own). What remains is that tail and th
 fallbacks; ``benchmarks/bench_jpo.py`` measures the speedup over the reference (4-18x at
 ``n = 256`` on the four problems).
 
-Public entry points mirror :mod:`dynamics.bfgs_reference`: :func:`bfgs_solve_batch`,
-:func:`bfgs_baseline_batch`, :func:`bfgs_refine_batch` return the same
-:class:`~dynamics.bfgs_reference.BFGSRun` (with the same §3 result-consistency check);
+Entry point: :func:`bfgs_solve_batch` (what ``dynamics.bfgs_reference.bfgs_solve(...,
+engine="batch")``, the default, calls) returns the same :class:`~dynamics.bfgs_reference.BFGSRun`
+through the same §3 bookkeeping (:func:`~dynamics.bfgs_reference.finish_run`);
 :func:`bfgs_batch_detail` also returns the driver's work counters (rounds, kernel calls, wolfe2
 fallbacks).
 """
@@ -75,8 +75,7 @@ try:  # SciPy >= 1.11: MINPACK's dcsrch as a Python class; stepped directly for 
 except ImportError:  # pragma: no cover - older SciPy: the vectorised port does every step
     _DCSRCH = None
 
-from dynamics.bfgs_reference import BFGS_OPTIONS, BFGSInconsistency, BFGSRun, _check_starts
-from dynamics.errors import DivergenceError
+from dynamics.bfgs_reference import BFGS_OPTIONS, BFGSRun, _check_starts, finish_run
 from dynamics.jpo_problems import (
     RIPPLE_OMEGAS,
     BilliardsModel,
@@ -90,9 +89,7 @@ from dynamics.jpo_problems import (
 __all__ = [
     "KERNELS",
     "BatchDetail",
-    "bfgs_baseline_batch",
     "bfgs_batch_detail",
-    "bfgs_refine_batch",
     "bfgs_solve_batch",
 ]
 
@@ -715,7 +712,7 @@ def bfgs_batch_detail(problem: Problem, starts, *, gtol: float = BFGS_OPTIONS["g
     x_start = _check_starts(problem, starts)
     t0 = time.perf_counter()
     # One errstate for the whole run: overflow to inf and NaN are outcomes SciPy handles
-    # (status 2/3, or a DivergenceError below), and entering errstate costs microseconds, which
+    # (status 2/3, or a DivergenceError from finish_run), and entering errstate costs microseconds, which
     # per round and per kernel call add up. It changes no value, only the reporting.
     with np.errstate(all="ignore"):
         kern = _Kernel(problem.model, kernel, x_start)
@@ -723,21 +720,10 @@ def bfgs_batch_detail(problem: Problem, starts, *, gtol: float = BFGS_OPTIONS["g
         eng.run()
         status, messages = eng.outcome()
     total = time.perf_counter() - t0
-    x, fun = eng.x, eng.f
-    bad = ~(np.isfinite(fun) & np.all(np.isfinite(x), axis=1))
-    if np.any(bad):
-        idx = np.flatnonzero(bad).tolist()
-        raise DivergenceError(int(eng.k[idx[0]]), "BFGS returned a non-finite point or value",
-                              {"x": x[idx[0]].tolist(), "fun": float(fun[idx[0]])}, idx)
-    recheck = problem.loss(x)
-    residual = np.abs(recheck - fun) / (1.0 + np.abs(fun))
     # There is no per-example wall time in lock step: the total is shared out by evaluations.
-    seconds = total * eng.nfev / eng.nfev.sum()
-    run = BFGSRun(start=x_start, x=x, fun=fun, nit=eng.k, nfev=eng.nfev, njev=eng.njev, status=status,
-                  message=tuple(messages), seconds=seconds, recheck=recheck, residual=residual)
-    if check == "raise" and not np.all(run.consistent):
-        idx = np.flatnonzero(~run.consistent).tolist()
-        raise BFGSInconsistency(idx, residual[idx].tolist())
+    seconds = total * eng.nfev / max(int(eng.nfev.sum()), 1)
+    run = finish_run(problem, x_start, eng.x, eng.f, eng.k, eng.nfev, eng.njev, status, messages,
+                     seconds, check)
     return BatchDetail(run=run, rounds=eng.rounds, kernel_rows=kern.rows, fallback=eng.fallback,
                        fallback_evaluations=eng.fallback_evaluations, seconds=total)
 
@@ -787,15 +773,3 @@ def bfgs_solve_batch(problem: Problem, starts, *, gtol: float = BFGS_OPTIONS["gt
     """
     return bfgs_batch_detail(problem, starts, gtol=gtol, maxiter=maxiter, c1=c1, c2=c2, check=check,
                              kernel=kernel).run
-
-
-def bfgs_baseline_batch(problem: Problem, *, check: str = "raise", kernel: str = "per_row") -> BFGSRun:
-    """The baseline (§2.2) in lock step: :func:`bfgs_solve_batch` from the default start ``x^(0)``."""
-    if not isinstance(problem, Problem):
-        raise ValueError(f"problem: expected a dynamics.jpo_problems.Problem, got {type(problem).__name__}")
-    return bfgs_solve_batch(problem, problem.start(), check=check, kernel=kernel)
-
-
-def bfgs_refine_batch(problem: Problem, x_start, *, check: str = "raise", kernel: str = "per_row") -> BFGSRun:
-    """The refinement (§2.4) in lock step: :func:`bfgs_solve_batch` from the given starts."""
-    return bfgs_solve_batch(problem, x_start, check=check, kernel=kernel)

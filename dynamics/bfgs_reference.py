@@ -237,16 +237,31 @@ def bfgs_solve(problem: Problem, starts, *, check: str = "raise", engine: str = 
             fun[i] = res.fun
             counters[:, i] = (res.nit, res.nfev, res.njev, res.status)
             messages.append(str(res.message))
+    return finish_run(problem, x_start, x, fun, counters[0], counters[1], counters[2], counters[3],
+                      messages, seconds, check)
+
+
+def finish_run(problem: Problem, x_start: np.ndarray, x: np.ndarray, fun: np.ndarray, nit, nfev, njev,
+               status, messages, seconds: np.ndarray, check: str) -> BFGSRun:
+    """The §3 bookkeeping shared by both engines: divergence, the vectorised re-evaluation
+    ``L_i(x)`` and the result-consistency check.
+
+    Raises
+    ------
+    DivergenceError
+        If an example ended at a non-finite point or value.
+    BFGSInconsistency
+        If ``check == "raise"`` and a re-evaluated loss disagrees with ``fun``.
+    """
     bad = ~(np.isfinite(fun) & np.all(np.isfinite(x), axis=1))
     if np.any(bad):
         idx = np.flatnonzero(bad).tolist()
-        raise DivergenceError(int(counters[0, idx[0]]), "BFGS returned a non-finite point or value",
+        raise DivergenceError(int(nit[idx[0]]), "BFGS returned a non-finite point or value",
                               {"x": x[idx[0]].tolist(), "fun": float(fun[idx[0]])}, idx)
     recheck = problem.loss(x)
     residual = np.abs(recheck - fun) / (1.0 + np.abs(fun))
-    run = BFGSRun(start=x_start, x=x, fun=fun, nit=counters[0], nfev=counters[1], njev=counters[2],
-                  status=counters[3], message=tuple(messages), seconds=seconds, recheck=recheck,
-                  residual=residual)
+    run = BFGSRun(start=x_start, x=x, fun=fun, nit=nit, nfev=nfev, njev=njev, status=status,
+                  message=tuple(messages), seconds=seconds, recheck=recheck, residual=residual)
     if check == "raise" and not np.all(run.consistent):
         idx = np.flatnonzero(~run.consistent).tolist()
         raise BFGSInconsistency(idx, residual[idx].tolist())

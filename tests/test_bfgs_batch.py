@@ -122,14 +122,14 @@ def test_batched_kernel_identical_where_row_independent(name):
 
 def test_baseline_and_refine_mirror_the_reference():
     p = PROBLEMS["ripple"]
-    _identical(br.bfgs_baseline(p, engine="scipy"), bb.bfgs_baseline_batch(p))
+    _identical(br.bfgs_baseline(p, engine="scipy"), br.bfgs_baseline(p, engine="batch"))
     starts = _perturbed(p, 1)
-    _identical(br.bfgs_refine(p, starts, engine="scipy"), bb.bfgs_refine_batch(p, starts))
+    _identical(br.bfgs_refine(p, starts, engine="scipy"), br.bfgs_refine(p, starts, engine="batch"))
 
 
 def test_single_example():
     p = jp.ripple_problem(1, 1.0, 5)
-    _identical(br.bfgs_baseline(p, engine="scipy"), bb.bfgs_baseline_batch(p))
+    _identical(br.bfgs_baseline(p, engine="scipy"), br.bfgs_baseline(p, engine="batch"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ def test_zero_gradient_trap():
     p = jp.billiards_problem(64, 1)
     miss = ~p.truth.extras["start_hits"]
     assert 0 < miss.sum() < p.n                       # the seed has both kinds of example
-    run = bb.bfgs_baseline_batch(p)
+    run = br.bfgs_baseline(p, engine="batch")
     assert np.all(run.nit[miss] == 0) and np.all(run.nfev[miss] == 1) and np.all(run.njev[miss] == 1)
     assert np.all(run.status[miss] == 0)
     np.testing.assert_array_equal(run.x[miss], p.start()[miss])
@@ -244,7 +244,7 @@ def test_quadratic_near_exact_line_search_terminates_in_d_iterations(d):
 def test_quadratic_default_protocol_identical_and_converged():
     p = _quadratic_problem(24, 3, 1)
     assert bb._Kernel(p.model, "per_row", p.start()).impl == "row_loop"
-    run = bb.bfgs_baseline_batch(p)
+    run = br.bfgs_baseline(p, engine="batch")
     _identical(br.bfgs_baseline(p, engine="scipy"), run)
     assert np.all(run.status == 0)
     # |x - c| <= |g|_2 / lambda_min(A) with |g|_inf <= 1e-8 and lambda_min >= 0.5
@@ -258,9 +258,9 @@ def test_quadratic_default_protocol_identical_and_converged():
 def test_inconsistent_loss_raises_or_flags():
     p = _quadratic_problem(4, 2, 0, offset=1e-6)
     with pytest.raises(br.BFGSInconsistency) as exc:
-        bb.bfgs_baseline_batch(p)
+        br.bfgs_baseline(p, engine="batch")
     assert exc.value.indices == [0, 1, 2, 3]
-    run = bb.bfgs_baseline_batch(p, check="flag")
+    run = br.bfgs_baseline(p, check="flag", engine="batch")
     assert not np.any(run.consistent) and np.all(run.residual > br.CONSISTENCY_RTOL)
 
 
@@ -288,7 +288,7 @@ def test_divergence_error_like_the_reference():
     with pytest.raises(DivergenceError) as ref:
         br.bfgs_baseline(p, engine="scipy")
     with pytest.raises(DivergenceError) as batch:
-        bb.bfgs_baseline_batch(p)
+        br.bfgs_baseline(p, engine="batch")
     assert str(batch.value) == str(ref.value)
 
 
@@ -326,7 +326,7 @@ def test_unknown_model_type_takes_the_row_loop_and_stays_identical():
     p0 = PROBLEMS["ripple"]
     p = dataclasses.replace(p0, model=Ripple2(p0.model.y, p0.model.phases, p0.model.amp))
     assert bb._Kernel(p.model, "per_row", p.start()).impl == "row_loop"
-    _identical(br.bfgs_baseline(p, engine="scipy"), bb.bfgs_baseline_batch(p))
+    _identical(br.bfgs_baseline(p, engine="scipy"), br.bfgs_baseline(p, engine="batch"))
 
 
 def test_pow2_is_scalar_pow():
@@ -407,7 +407,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="problem: expected"):
         bb.bfgs_solve_batch(p.model, p.start())
     with pytest.raises(ValueError, match="problem: expected"):
-        bb.bfgs_baseline_batch("ripple")
+        br.bfgs_baseline("ripple", engine="batch")
     with pytest.raises(ValueError, match="check: must be one of"):
         bb.bfgs_solve_batch(p, p.start(), check="warn")
     with pytest.raises(ValueError, match="kernel: must be one of"):
