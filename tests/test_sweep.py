@@ -22,6 +22,7 @@ import pytest
 import sweep_toy
 
 from verification import sweep
+from verification.progress import Progress
 from verification.store import Store
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -370,9 +371,9 @@ def test_default_db_is_under_results(tmp_path, monkeypatch, capsys):
 
 def test_progress_does_not_spam_a_log():
     log = io.StringIO()
-    bar = sweep.SweepProgress(1000, log, delay=0.0)
+    bar = Progress(1000, log, delay=0.0, unit="cells")
     for i in range(1, 1001):
-        bar.update(i, failed=i // 100)
+        bar.update(i, extra=f", {i // 100} failed")
     bar.close()
     lines = log.getvalue().splitlines()
     assert 1 <= len(lines) <= 10 and lines[-1].startswith("1000/1000 cells, 10 failed")

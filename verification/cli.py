@@ -26,50 +26,7 @@ import time  # noqa: E402
 
 from verification import atlas, boundaries, engine, hunt, sweep  # noqa: E402
 from verification.engine import Verdict  # noqa: E402
-
-
-class Progress:
-    """A one-line progress bar on stderr, shown only once a run takes longer than a second.
-
-    On a terminal the line is redrawn in place; into a log (CI, a pipe) a carriage return does not
-    erase anything, so it writes one line per finished tenth of the run instead.
-    """
-
-    def __init__(self, total: int, stream=None, delay: float = 1.0):
-        self.total = max(total, 1)
-        self.stream = stream if stream is not None else sys.stderr
-        self.t0 = time.perf_counter()
-        self.delay = delay
-        self.shown = False
-        self.done = 0
-        isatty = getattr(self.stream, "isatty", None)
-        self.tty = bool(isatty()) if callable(isatty) else False
-        self.logged_tenth = 0
-
-    def update(self, done: int, label: str = "") -> None:
-        self.done = done
-        elapsed = time.perf_counter() - self.t0
-        if elapsed < self.delay:
-            return
-        frac = done / self.total
-        eta = elapsed / frac - elapsed if frac > 0 else float("nan")
-        if not self.tty:
-            tenth = int(10 * frac)
-            if tenth > self.logged_tenth:
-                self.logged_tenth = tenth
-                self.stream.write(f"{done}/{self.total} claims, {elapsed:.1f}s, ~{eta:.0f}s left\n")
-                self.stream.flush()
-            return
-        self.shown = True
-        bar = "#" * int(30 * frac)
-        self.stream.write(f"\r[{bar:<30}] {done}/{self.total} {elapsed:6.1f}s "
-                          f"~{eta:5.0f}s left  {label[:48]:<48}")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
+from verification.progress import Progress  # noqa: E402
 
 
 def select(patterns: list[str] | None) -> list[engine.Claim]:

@@ -47,6 +47,7 @@ from concurrent.futures.process import BrokenProcessPool  # noqa: E402
 from typing import Any, TextIO  # noqa: E402
 
 from verification import engine  # noqa: E402
+from verification.progress import Progress  # noqa: E402
 from verification.store import Store  # noqa: E402
 
 SPEC_KEYS = ("name", "description", "claims", "grid", "random", "points", "base", "base_instance",
@@ -540,56 +541,6 @@ def _init_worker() -> None:
 # progress
 
 
-class SweepProgress:
-    """Cells done / failed and the time left, on stderr.
-
-    On a terminal the line is redrawn in place (at most ten times a second); into a log it writes
-    one line per finished tenth, so a CI log gets ten lines, not thousands.
-    """
-
-    def __init__(self, total: int, stream: TextIO | None = None, delay: float = 1.0):
-        self.total = max(total, 1)
-        self.stream = stream if stream is not None else sys.stderr
-        self.t0 = time.perf_counter()
-        self.delay = delay
-        isatty = getattr(self.stream, "isatty", None)
-        self.tty = bool(isatty()) if callable(isatty) else False
-        self.shown = False
-        self.logged_tenth = 0
-        self.last_draw = 0.0
-
-    def update(self, done: int, failed: int, violated: int = 0) -> None:
-        now = time.perf_counter()
-        elapsed = now - self.t0
-        if elapsed < self.delay:  # a short run stays silent
-            return
-        frac = min(done / self.total, 1.0)
-        eta = elapsed / frac - elapsed if frac > 0 else float("nan")
-        extra = f", {failed} failed" + (f", {violated} violated" if violated else "")
-        if not self.tty:
-            tenth = int(10 * frac)
-            if tenth > self.logged_tenth:
-                self.logged_tenth = tenth
-                self.stream.write(f"{done}/{self.total} cells{extra}, {elapsed:.1f}s, "
-                                  f"~{eta:.0f}s left\n")
-                self.stream.flush()
-            return
-        if now - self.last_draw < 0.1 and done < self.total:
-            return
-        self.last_draw = now
-        self.shown = True
-        bar = "#" * int(30 * frac)
-        self.stream.write(f"\r[{bar:<30}] {done}/{self.total} cells{extra} {elapsed:6.1f}s "
-                          f"~{eta:5.0f}s left ")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.shown = False
-
-
 # --------------------------------------------------------------------------------------------
 # the coordinator
 
@@ -729,7 +680,7 @@ def run(sweep: Sweep, store: Store, *, workers: int | None = None,
     if progress is False:
         bar = None
     else:
-        bar = SweepProgress(len(todo), None if progress in (None, True) else progress)
+        bar = Progress(len(todo), None if progress in (None, True) else progress, unit="cells")
 
     def record(row: dict[str, Any]) -> None:
         row["sweep_id"] = sweep.sweep_id
@@ -741,8 +692,10 @@ def run(sweep: Sweep, store: Store, *, workers: int | None = None,
         else:
             summary.verdicts[row["verdict"]] = summary.verdicts.get(row["verdict"], 0) + 1
         if bar is not None:
-            bar.update(summary.ran, summary.errors + summary.verdicts.get("error", 0),
-                       summary.verdicts.get("violated", 0))
+            failed = summary.errors + summary.verdicts.get("error", 0)
+            violated = summary.verdicts.get("violated", 0)
+            bar.update(summary.ran, extra=f", {failed} failed"
+                       + (f", {violated} violated" if violated else ""))
 
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     try:
