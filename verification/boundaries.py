@@ -429,16 +429,15 @@ def store_rows(db_path: str, rows: Sequence[dict]) -> int:
     int
         Rows written.
     """
-    import hashlib
-
     from verification.report import blas_in_use, run_metadata
     from verification.store import CELL_COLUMNS, Store
+    from verification.sweep import canonical_json, digest
 
     meta = run_metadata(0, "quick")
     design = {"claims": sorted({r["claim_id"] for r in rows}), "axes": {"dropped": sorted(
         {json.dumps(json.loads(r["params_json"])["dropped"]) for r in rows})}}
-    design_json = json.dumps(design, sort_keys=True)
-    sweep_id = hashlib.sha256(("boundaries" + design_json).encode()).hexdigest()[:16]
+    design_json = canonical_json(design)
+    sweep_id = digest("boundaries" + design_json, 16)
     with Store(db_path) as store:
         store.add_sweep(sweep_id, "boundaries", "invbounds boundaries", design_json,
                         package_version=meta["package_version"], numpy=meta["numpy"],
@@ -448,9 +447,9 @@ def store_rows(db_path: str, rows: Sequence[dict]) -> int:
             metrics.update(boundary_note=row["note"], ignored_hypotheses=row["ignored_hypotheses"],
                            verdict_ignoring_dropped=row["verdict"])
             cell = {k: v for k, v in row.items() if k in CELL_COLUMNS}
-            key = json.dumps({"claim": row["claim_id"], "params": json.loads(row["params_json"]),
-                              "base": row["instance"]}, sort_keys=True, separators=(",", ":"))
-            cell.update(sweep_id=sweep_id, cell_key=hashlib.sha256(key.encode()).hexdigest()[:24],
+            key = canonical_json({"claim": row["claim_id"], "params": json.loads(row["params_json"]),
+                                  "base": row["instance"]})
+            cell.update(sweep_id=sweep_id, cell_key=digest(key, 24),
                         cell_index=i, metrics_json=json.dumps(metrics, sort_keys=True),
                         verdict="vacuous" if row["verdict"] != "error" else "error")
             store.write_cell(cell)

@@ -72,7 +72,8 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-def _sha(text: str, n: int) -> str:
+def digest(text: str, n: int) -> str:
+    """The first ``n`` hex digits of the sha256 of ``text`` (sweep ids: 16, cell keys: 24)."""
     return hashlib.sha256(text.encode()).hexdigest()[:n]
 
 
@@ -141,7 +142,7 @@ class Sweep:
     @property
     def sweep_id(self) -> str:
         """``sha256`` (16 hex) of :attr:`design_json`."""
-        return _sha(self.design_json, 16)
+        return digest(self.design_json, 16)
 
 
 def _coerce(axis: str, value: Any, current: Any) -> Any:
@@ -399,7 +400,7 @@ def define(spec: Mapping[str, Any], spec_text: str | None = None) -> Sweep:
         for claim, start, fixed in resolved:
             params = {a: _coerce(a, v, _field_path(start, a)[2]) for a, v in point.items()}
             base_repr = repr(start)
-            key = _sha(canonical_json({"claim": claim.id, "params": params, "base": base_repr}), 24)
+            key = digest(canonical_json({"claim": claim.id, "params": params, "base": base_repr}), 24)
             if key in seen:  # a repeated grid value or random draw names the same instance
                 duplicates += 1
                 continue
